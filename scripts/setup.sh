@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Installs everything vhost-rs needs on a fresh Debian 12 machine. Idempotent: a second run
+# checks each step and prints nothing but the final line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
+
+mkdir -p "$VHOST_RS_CACHE"
+export DEBIAN_FRONTEND=noninteractive
+
+# 1. Debian packages from the machine's own suites (bookworm).
+pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev cpio kmod
+	dwarves rsync qemu-system-x86 busybox-static iproute2 make gcc libc6-dev xz-utils
+	python3-pip ethtool tcpdump udev)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	step "installing Debian packages: ${missing[*]}"
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. bindgen from crates.io (the kernel needs >= 0.71.1).
+if ! bindgen --version 2>/dev/null | grep -q " $BINDGEN_VERSION"; then
+	step "building bindgen-cli $BINDGEN_VERSION from crates.io (about 3 minutes)"
+	cargo install --quiet --locked "bindgen-cli@$BINDGEN_VERSION" 2>&1 | tail -5 >&2
+fi
+
+# 3. virtme-ng from PyPI: boots the test kernel with the host's root file system.
+if ! vng --version 2>/dev/null | grep -q "$VIRTME_NG_VERSION"; then
+	step "installing virtme-ng $VIRTME_NG_VERSION from PyPI"
+	pip install -q --root-user-action=ignore --disable-pip-version-check "virtme-ng==$VIRTME_NG_VERSION" >/dev/null
+	hash -r
+fi
+# vng must be reachable from make and CI whatever their PATH: link it next to the system's.
+vng_bin=$(python3 -c 'import sysconfig;print(sysconfig.get_path("scripts"))')/vng
+[ -x "$vng_bin" ] || vng_bin=$(command -v vng)
+for t in vng virtme-configkernel virtme-run; do
+	[ -x "/usr/local/bin/$t" ] || ln -sf "$(dirname "$vng_bin")/$t" "/usr/local/bin/$t"
+done
+
+# 4. Kernel source and Rust library source from trixie(-backports), through a private apt
+#    state so that the machine's apt configuration is never touched.
+apt_private() {
+	local state=$VHOST_RS_CACHE/apt
+	mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
+	if [ ! -s "$state/sources.list" ] || [ -z "$(ls "$state/lists" | grep -v partial)" ] ||
+		[ -n "$(find "$state/lists" -maxdepth 1 -name '*Packages*' -mmin +720 | head -1)" ]; then
+		# Same mirror the machine uses, read from its own configuration.
+		local uri
+		uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+		[ -n "$uri" ] || uri=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+		[ -n "$uri" ] || die "cannot find the machine's Debian mirror"
+		cat >"$state/sources.list" <<SRC
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri trixie-backports main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri trixie main
+SRC
+		apt-get "${opts[@]}" update -qq >/dev/null 2>&1 || apt-get "${opts[@]}" update -qq >/dev/null
+	fi
+}
+state=$VHOST_RS_CACHE/apt
+opts=(-o Dir::Etc::sourcelist="$state/sources.list" -o Dir::Etc::sourceparts=/dev/null
+	-o Dir::State::Lists="$state/lists" -o Dir::Cache="$state/cache"
+	-o Dir::State::status=/dev/null -o APT::Architecture=amd64 -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+
+rustv=$(rustc --version | awk '{print $2}')
+if [ ! -d "$(rust_lib_src)/core" ]; then
+	apt_private
+	ver=$(apt-cache "${opts[@]}" madison rust-src | awk -F'|' '{gsub(/ /,"",$2); print $2}' |
+		grep "^$rustv+" | head -1 || true)
+	[ -n "$ver" ] || die "no rust-src $rustv in trixie-backports (rustc is $rustv; it must match exactly)"
+	step "fetching rust-src $ver"
+	tmp=$(mktemp -d)
+	(cd "$tmp" && apt-get "${opts[@]}" download -qq "rust-src=$ver" >/dev/null)
+	dpkg-deb -x "$tmp"/rust-src_*.deb "$VHOST_RS_CACHE/rust-src-$rustv"
+	rm -rf "$tmp"
+fi
+
+src=$(kernel_src)
+if [ -z "$src" ] || [ ! -f "$src/Makefile" ]; then
+	apt_private
+	avail=$(apt-cache "${opts[@]}" madison linux-source-7.3 | awk -F'|' '{gsub(/ /,"",$2); print $2}')
+	if echo "$avail" | grep -qxF "$KERNEL_PKG_VERSION_PIN"; then
+		ver=$KERNEL_PKG_VERSION_PIN
+	else
+		ver=$(echo "$avail" | sort -V | tail -1)
+		[ -n "$ver" ] || die "no linux-source-7.3 in trixie-backports"
+		echo "################################################################" >&2
+		echo "WARNING: pinned linux-source-7.3 $KERNEL_PKG_VERSION_PIN is gone;" >&2
+		echo "WARNING: falling back to the newest one, $ver. Results may differ." >&2
+		echo "################################################################" >&2
+	fi
+	step "fetching linux-source-7.3 $ver (167 MB)"
+	tmp=$(mktemp -d)
+	(cd "$tmp" && apt-get "${opts[@]}" download -qq "linux-source-7.3=$ver" >/dev/null)
+	dpkg-deb -x "$tmp"/linux-source-7.3_*.deb "$tmp/x"
+	dest=$VHOST_RS_CACHE/linux-source-$ver
+	rm -rf "$dest"
+	mkdir -p "$dest"
+	step "extracting the kernel source"
+	tar -xJf "$tmp"/x/usr/src/linux-source-7.3.tar.xz -C "$dest" --strip-components=1
+	rm -rf "$tmp"
+	echo "$dest" >"$VHOST_RS_CACHE/kernel-src.path"
+	echo "$ver" >"$VHOST_RS_CACHE/kernel-src.version"
+fi
+
+echo "setup: ok (cache in $VHOST_RS_CACHE)"
