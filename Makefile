@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: GPL-2.0
+# User entry points of vhost-rs. The module itself is built by the kernel's Kbuild (see the
+# Kbuild file); this Makefile only finds the kernel tree and runs the scripts.
+#
+#   make setup        install everything on a fresh Debian 12 machine
+#   make kernel       build (or reuse) the cached test kernel; make -s kernel-dir prints it
+#   make              build vhost-rs.ko against $(KDIR) (default: the test kernel)
+#   make check        every test: host unit tests, then the VM tests against both devices
+#   make CLIPPY=1     build with clippy; make fmt / make fmt-check for rustfmt
+
+REPO := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+KDIR ?= $(shell $(REPO)scripts/kernel.sh dir)
+export PATH := /usr/lib/llvm-19/bin:$(HOME)/.cargo/bin:$(PATH)
+export LIBCLANG_PATH := /usr/lib/llvm-19/lib
+# Build with LLVM exactly when the kernel was built with it.
+LLVM_FLAG := $(if $(shell grep -s '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),LLVM=1)
+KMAKE := $(MAKE) -C $(KDIR) M=$(REPO:%/=%) $(LLVM_FLAG) $(if $(CLIPPY),CLIPPY=1) W=1
+RUST_SRCS := $(wildcard $(REPO)*.rs $(REPO)sys/*.rs)
+
+all: vhost-rs.ko
+
+vhost-rs.ko: $(RUST_SRCS) $(wildcard $(REPO)sys/*.[ch]) Kbuild
+	@test -f $(KDIR)/Module.symvers || { \
+		echo "error: no built kernel at $(KDIR); run 'make setup kernel' or set KDIR" >&2; exit 1; }
+	$(KMAKE) modules
+
+setup:
+	@$(REPO)scripts/setup.sh
+
+kernel:
+	@$(REPO)scripts/kernel.sh
+
+kernel-dir:
+	@echo $(KDIR)
+
+check:
+	@$(REPO)scripts/check.sh
+
+bench demo:
+	@echo "make $@: not built yet (see README.md, status table)" >&2; exit 1
+
+KSRC = $(shell . $(REPO)scripts/common.sh && kernel_src)
+RUSTFMT := rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml
+
+fmt:
+	$(RUSTFMT) $(RUST_SRCS)
+
+fmt-check:
+	$(RUSTFMT) --check $(RUST_SRCS)
+
+clean:
+	$(KMAKE) clean
+	$(MAKE) -C $(REPO)tests clean
+
+.PHONY: all setup kernel kernel-dir check bench demo fmt fmt-check clean

@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The generic vhost device: owner, memory table, dirty log and the vring ioctls, with the
+//! semantics and errno values of `drivers/vhost/vhost.c` (Linux 7.3). The functions are named
+//! after their C counterparts so that a reviewer can lay the two side by side.
+
+use crate::{
+    mem::{self, MemTable},
+    ring,
+    sys::{self, params, EventFdCtx, Socket},
+    uapi::*,
+    user,
+};
+use kernel::{fs::File, mm::MmWithUser, prelude::*, sync::aref::ARef};
+
+/// vhost-net has two virtqueues: RX (0) and TX (1).
+pub(crate) const NVQS: usize = 2;
+
+/// One virtqueue's control state (`struct vhost_virtqueue`).
+pub(crate) struct Vq {
+    pub(crate) num: u32,
+    /// Ring addresses in the owner's address space.
+    pub(crate) desc: u64,
+    pub(crate) avail: u64,
+    pub(crate) used: u64,
+    /// Dirty logging of used-ring writes at guest physical `log_addr`.
+    pub(crate) log_used: bool,
+    pub(crate) log_addr: u64,
+    pub(crate) log_base: u64,
+    pub(crate) last_avail_idx: u16,
+    pub(crate) next_avail_head: u16,
+    pub(crate) avail_idx: u16,
+    pub(crate) last_used_idx: u16,
+    pub(crate) used_flags: u16,
+    pub(crate) signalled_used_valid: bool,
+    pub(crate) acked_features: Features,
+    pub(crate) acked_backend_features: u64,
+    pub(crate) kick: Option<ARef<File>>,
+    pub(crate) call: Option<EventFdCtx>,
+    pub(crate) err: Option<EventFdCtx>,
+    pub(crate) busyloop_timeout: u32,
+    /// The backend socket (`private_data` in C); `Some` makes the queue active.
+    pub(crate) backend: Option<Socket>,
+    /// Virtio-net header lengths added by vhost and expected from the socket (net.c).
+    pub(crate) vhost_hlen: usize,
+    pub(crate) sock_hlen: usize,
+}
+
+impl Vq {
+    /// The state `vhost_vq_reset()` leaves.
+    pub(crate) fn new() -> Self {
+        Self {
+            num: 1,
+            desc: 0,
+            avail: 0,
+            used: 0,
+            log_used: false,
+            log_addr: u64::MAX,
+            log_base: 0,
+            last_avail_idx: 0,
+            next_avail_head: 0,
+            avail_idx: 0,
+            last_used_idx: 0,
+            used_flags: 0,
+            signalled_used_valid: false,
+            acked_features: [0; FEATURES_U64S],
+            acked_backend_features: 0,
+            kick: None,
+            call: None,
+            err: None,
+            busyloop_timeout: 0,
+            backend: None,
+            vhost_hlen: 0,
+            sock_hlen: 0,
+        }
+    }
+
+    pub(crate) fn has_feature(&self, bit: u32) -> bool {
+        has_feature(&self.acked_features, bit)
+    }
+
+    fn event_idx(&self) -> bool {
+        self.has_feature(VIRTIO_RING_F_EVENT_IDX)
+    }
+
+    /// `vq_access_ok()`: the three rings of `num` entries are user memory.
+    fn rings_access_ok(&self, num: u32, desc: u64, avail: u64, used: u64) -> bool {
+        let ev = self.event_idx();
+        sys::access_ok(desc, ring::desc_size(num))
+            && sys::access_ok(avail, ring::avail_size(num, ev))
+            && sys::access_ok(used, ring::used_size(num, ev))
+    }
+
+    /// `vq_log_used_access_ok()`
+    fn log_used_access_ok(&self, log_base: u64, log_used: bool, log_addr: u64) -> bool {
+        !log_used
+            || mem::log_access_ok(
+                log_base,
+                log_addr,
+                ring::used_size(self.num, self.event_idx()),
+            )
+    }
+
+    /// `vq_log_access_ok()`
+    fn log_access_ok(&self, umem: Option<&MemTable>, log_base: u64) -> bool {
+        mem::memory_access_ok(umem, log_base, self.has_feature(VHOST_F_LOG_ALL))
+            && self.log_used_access_ok(log_base, self.log_used, self.log_addr)
+    }
+
+    /// `vhost_vq_access_ok()`: can this queue be started?
+    pub(crate) fn access_ok(&self, umem: Option<&MemTable>) -> bool {
+        self.log_access_ok(umem, self.log_base)
+            && self.rings_access_ok(self.num, self.desc, self.avail, self.used)
+    }
+
+    /// `vhost_vq_init_access()`: publishes our used flags and reads the used index the
+    /// guest's ring holds, when a backend is attached.
+    pub(crate) fn init_access(&mut self, log_ctx: Option<&EventFdCtx>) -> Result {
+        if self.backend.is_none() {
+            return Ok(());
+        }
+        let flags_addr = self.used.wrapping_add(ring::USED_FLAGS_OFFSET);
+        user::write(flags_addr, &self.used_flags.to_le_bytes())?;
+        if self.log_used {
+            // As vhost_update_used_flags(): a failed log write is not the caller's error.
+            let _ = mem::log_write(
+                self.log_base,
+                self.log_addr.wrapping_add(ring::USED_FLAGS_OFFSET),
+                2,
+            );
+            if let Some(ctx) = log_ctx {
+                ctx.signal();
+            }
+        }
+        self.signalled_used_valid = false;
+        let idx_addr = self.used.wrapping_add(ring::USED_IDX_OFFSET);
+        if !sys::access_ok(idx_addr, 2) {
+            return Err(EFAULT);
+        }
+        let idx: [u8; 2] = user::read(idx_addr)?;
+        self.last_used_idx = u16::from_le_bytes(idx);
+        Ok(())
+    }
+}
+
+/// The device (`struct vhost_dev`), behind the open file's mutex.
+pub(crate) struct Dev {
+    /// The owner's address space (`dev->mm`), held with `mmget` as vhost does.
+    pub(crate) owner: Option<ARef<MmWithUser>>,
+    /// `VHOST_FORK_OWNER_TASK` (true) or `_KTHREAD` (false).
+    pub(crate) fork_owner: bool,
+    /// `None` until the first `SET_MEM_TABLE`; `RESET_OWNER` leaves an empty table.
+    pub(crate) umem: Option<MemTable>,
+    pub(crate) log_ctx: Option<EventFdCtx>,
+    pub(crate) vqs: [Vq; NVQS],
+}
+
+/// The calling task's address space, if it has one.
+fn current_mm() -> Option<*mut kernel::bindings::mm_struct> {
+    kernel::current!().mm().map(|mm| mm.as_raw())
+}
+
+impl Dev {
+    pub(crate) fn new() -> Self {
+        Self {
+            owner: None,
+            fork_owner: params::fork_from_owner_default(),
+            umem: None,
+            log_ctx: None,
+            vqs: [Vq::new(), Vq::new()],
+        }
+    }
+
+    pub(crate) fn has_owner(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// `vhost_dev_check_owner()`: the caller shares the owner's address space.
+    pub(crate) fn check_owner(&self) -> Result {
+        match (&self.owner, current_mm()) {
+            (Some(owner), Some(mm)) if owner.as_raw() == mm => Ok(()),
+            _ => Err(EPERM),
+        }
+    }
+
+    /// `vhost_dev_set_owner()`
+    pub(crate) fn set_owner(&mut self) -> Result {
+        if self.has_owner() {
+            return Err(EBUSY);
+        }
+        let task = kernel::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        self.owner = Some(ARef::from(mm));
+        Ok(())
+    }
+
+    /// `vhost_dev_cleanup()`: forgets everything the owner set up; the caller has taken the
+    /// backends out first, to drop them after unlocking.
+    pub(crate) fn cleanup(&mut self) {
+        for vq in self.vqs.iter_mut() {
+            *vq = Vq::new();
+        }
+        self.log_ctx = None;
+        self.umem = None;
+        self.owner = None;
+    }
+
+    /// `vhost_dev_reset_owner()`: as cleanup, but with an empty memory table in place.
+    pub(crate) fn reset_owner(&mut self) {
+        self.cleanup();
+        self.fork_owner = params::fork_from_owner_default();
+        self.umem = Some(MemTable::new(params::max_iotlb_entries().max(0) as usize));
+    }
+
+    /// Takes every backend out of its queue, as `vhost_net_stop()`.
+    pub(crate) fn take_backends(&mut self) -> [Option<Socket>; NVQS] {
+        let [rx, tx] = &mut self.vqs;
+        [rx.backend.take(), tx.backend.take()]
+    }
+
+    /// `memory_access_ok()`: can the active queues use `umem`?
+    fn memory_access_ok(&self, umem: Option<&MemTable>, log_all: bool) -> bool {
+        self.vqs.iter().all(|vq| {
+            vq.backend.is_none()
+                || mem::memory_access_ok(
+                    umem,
+                    vq.log_base,
+                    log_all || vq.has_feature(VHOST_F_LOG_ALL),
+                )
+        })
+    }
+
+    /// `vhost_log_access_ok()`: can every active queue log writes to all of memory?
+    pub(crate) fn log_access_ok(&self) -> bool {
+        self.memory_access_ok(self.umem.as_ref(), true)
+    }
+
+    /// `vhost_dev_ioctl()` without `VHOST_SET_OWNER` (vhost-net handles that itself).
+    /// `None` means "not a device ioctl" (`-ENOIOCTLCMD` in C): try the vring ioctls.
+    pub(crate) fn dev_ioctl(&mut self, cmd: u32, arg: u64) -> Option<Result> {
+        match cmd {
+            VHOST_SET_FORK_FROM_OWNER => return Some(self.set_fork_owner(arg)),
+            VHOST_GET_FORK_FROM_OWNER => {
+                let val = u8::from(self.fork_owner);
+                return Some(user::write(arg, &[val]));
+            }
+            _ => {}
+        }
+        if let Err(e) = self.check_owner() {
+            return Some(Err(e));
+        }
+        match cmd {
+            VHOST_SET_MEM_TABLE => Some(self.set_memory(arg)),
+            VHOST_SET_LOG_BASE => Some(self.set_log_base(arg)),
+            VHOST_SET_LOG_FD => Some(self.set_log_fd(arg)),
+            _ => None,
+        }
+    }
+
+    fn set_fork_owner(&mut self, arg: u64) -> Result {
+        // Only before there is an owner: the worker is created with the owner.
+        if self.has_owner() {
+            return Err(EBUSY);
+        }
+        let [val]: [u8; 1] = user::read(arg)?;
+        if val != VHOST_FORK_OWNER_TASK && val != VHOST_FORK_OWNER_KTHREAD {
+            return Err(EINVAL);
+        }
+        self.fork_owner = val != 0;
+        Ok(())
+    }
+
+    /// `vhost_set_memory()`: replaces the memory table, all or nothing.
+    fn set_memory(&mut self, arg: u64) -> Result {
+        let hdr = MemoryHdr::from_bytes(&user::read(arg)?);
+        if hdr.padding != 0 {
+            return Err(EOPNOTSUPP);
+        }
+        if hdr.nregions > params::max_mem_regions() {
+            return Err(E2BIG);
+        }
+        let limit = params::max_iotlb_entries();
+        if limit <= 0 {
+            return Err(EINVAL);
+        }
+        let n = hdr.nregions as usize;
+        let mut raw = KVVec::with_capacity(n * MEMORY_REGION_SIZE, GFP_KERNEL)?;
+        raw.resize(n * MEMORY_REGION_SIZE, 0, GFP_KERNEL)?;
+        user::read_into(arg.wrapping_add(MEMORY_HDR_SIZE as u64), &mut raw)?;
+
+        let mut table = MemTable::new(limit as usize);
+        for chunk in raw.chunks_exact(MEMORY_REGION_SIZE) {
+            let r = MemoryRegion::from_bytes(chunk);
+            let last = r
+                .guest_phys_addr
+                .wrapping_add(r.memory_size)
+                .wrapping_sub(1);
+            // Any failure to build the table is EFAULT, as in vhost_set_memory().
+            table
+                .add_range(r.guest_phys_addr, last, r.userspace_addr)
+                .map_err(|_| EFAULT)?;
+        }
+        if !self.memory_access_ok(Some(&table), false) {
+            return Err(EFAULT);
+        }
+        self.umem = Some(table);
+        Ok(())
+    }
+
+    /// `VHOST_SET_LOG_BASE`: queues whose log would not be accessible keep their old base
+    /// and make the ioctl fail; the others take the new one (as vhost.c does).
+    fn set_log_base(&mut self, arg: u64) -> Result {
+        let base = u64::from_ne_bytes(user::read(arg)?);
+        let mut r = Ok(());
+        let umem = self.umem.as_ref();
+        for vq in self.vqs.iter_mut() {
+            if vq.backend.is_some() && !vq.log_access_ok(umem, base) {
+                r = Err(EFAULT);
+            } else {
+                vq.log_base = base;
+            }
+        }
+        r
+    }
+
+    fn set_log_fd(&mut self, arg: u64) -> Result {
+        let fd = i32::from_ne_bytes(user::read(arg)?);
+        self.log_ctx = eventfd_or_unbind(fd)?;
+        Ok(())
+    }
+
+    /// `vhost_vring_ioctl()`
+    pub(crate) fn vring_ioctl(&mut self, cmd: u32, arg: u64) -> Result {
+        // vhost_get_vq_from_user(): the index is read (and checked) before anything else.
+        let idx = u32::from_ne_bytes(user::read(arg)?);
+        let vq = self.vqs.get_mut(idx as usize).ok_or(ENOBUFS)?;
+        match cmd {
+            VHOST_SET_VRING_NUM => {
+                // Resizing a ring with an active backend? You don't want to do that.
+                if vq.backend.is_some() {
+                    return Err(EBUSY);
+                }
+                let s = VringState::from_bytes(&user::read(arg)?);
+                if !ring::valid_num(s.num) {
+                    return Err(EINVAL);
+                }
+                vq.num = s.num;
+            }
+            VHOST_SET_VRING_ADDR => {
+                let a = VringAddr::from_bytes(&user::read(arg)?);
+                if a.flags & !(1 << VHOST_VRING_F_LOG) != 0 {
+                    return Err(EOPNOTSUPP);
+                }
+                if a.avail_user_addr % ring::AVAIL_ALIGN != 0
+                    || a.used_user_addr % ring::USED_ALIGN != 0
+                    || a.log_guest_addr % ring::USED_ALIGN != 0
+                {
+                    return Err(EINVAL);
+                }
+                let log_used = a.flags & (1 << VHOST_VRING_F_LOG) != 0;
+                // Checked here only with a backend; otherwise when one is attached.
+                if vq.backend.is_some()
+                    && (!vq.rings_access_ok(
+                        vq.num,
+                        a.desc_user_addr,
+                        a.avail_user_addr,
+                        a.used_user_addr,
+                    ) || !vq.log_used_access_ok(vq.log_base, log_used, a.log_guest_addr))
+                {
+                    return Err(EINVAL);
+                }
+                vq.log_used = log_used;
+                vq.desc = a.desc_user_addr;
+                vq.avail = a.avail_user_addr;
+                vq.used = a.used_user_addr;
+                vq.log_addr = a.log_guest_addr;
+            }
+            VHOST_SET_VRING_BASE => {
+                // Moving base with an active backend? You don't want to do that.
+                if vq.backend.is_some() {
+                    return Err(EBUSY);
+                }
+                let s = VringState::from_bytes(&user::read(arg)?);
+                if vq.has_feature(VIRTIO_F_RING_PACKED) {
+                    vq.last_avail_idx = s.num as u16;
+                    vq.next_avail_head = vq.last_avail_idx;
+                    vq.last_used_idx = (s.num >> 16) as u16;
+                } else {
+                    let num = u16::try_from(s.num).map_err(|_| EINVAL)?;
+                    vq.last_avail_idx = num;
+                    vq.next_avail_head = num;
+                }
+                // Forget the cached index value.
+                vq.avail_idx = vq.last_avail_idx;
+            }
+            VHOST_GET_VRING_BASE => {
+                let num = if vq.has_feature(VIRTIO_F_RING_PACKED) {
+                    u32::from(vq.last_avail_idx) | (u32::from(vq.last_used_idx) << 16)
+                } else {
+                    u32::from(vq.last_avail_idx)
+                };
+                user::write(arg, &VringState { index: idx, num }.to_bytes())?;
+            }
+            VHOST_SET_VRING_KICK => {
+                let f = VringFile::from_bytes(&user::read(arg)?);
+                let kick = if f.fd == VHOST_FILE_UNBIND {
+                    None
+                } else {
+                    Some(sys::eventfd_fget(f.fd)?)
+                };
+                // The same eventfd again changes nothing; the new reference is dropped.
+                let same = match (&kick, &vq.kick) {
+                    (Some(a), Some(b)) => core::ptr::eq(a.as_ptr(), b.as_ptr()),
+                    _ => false,
+                };
+                if !same {
+                    vq.kick = kick;
+                }
+            }
+            VHOST_SET_VRING_CALL => {
+                let f = VringFile::from_bytes(&user::read(arg)?);
+                vq.call = eventfd_or_unbind(f.fd)?;
+            }
+            VHOST_SET_VRING_ERR => {
+                let f = VringFile::from_bytes(&user::read(arg)?);
+                vq.err = eventfd_or_unbind(f.fd)?;
+            }
+            VHOST_SET_VRING_BUSYLOOP_TIMEOUT => {
+                let s = VringState::from_bytes(&user::read(arg)?);
+                vq.busyloop_timeout = s.num;
+            }
+            VHOST_GET_VRING_BUSYLOOP_TIMEOUT => {
+                let s = VringState {
+                    index: idx,
+                    num: vq.busyloop_timeout,
+                };
+                user::write(arg, &s.to_bytes())?;
+            }
+            // VHOST_SET/GET_VRING_ENDIAN exist only with CONFIG_VHOST_CROSS_ENDIAN_LEGACY,
+            // which is off by default: like vhost-net built so, we do not know them.
+            _ => return Err(ENOTTY),
+        }
+        Ok(())
+    }
+}
+
+/// An eventfd context for `fd`, or none for `VHOST_FILE_UNBIND`.
+fn eventfd_or_unbind(fd: i32) -> Result<Option<EventFdCtx>> {
+    if fd == VHOST_FILE_UNBIND {
+        Ok(None)
+    } else {
+        EventFdCtx::fdget(fd).map(Some)
+    }
+}

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The guest memory table (`VHOST_SET_MEM_TABLE`) and the dirty log (`VHOST_SET_LOG_BASE`).
+//!
+//! A table maps guest physical ranges to the owner's virtual addresses. It follows
+//! `vhost_iotlb_add_range_ctx()` (drivers/vhost/iotlb.c) rule for rule, so that the same
+//! tables are accepted and refused as by vhost-net: overlapping regions are accepted (as
+//! there), `[0, U64_MAX]` is split in two, and a full table retires its oldest entry.
+
+use crate::sys;
+use kernel::prelude::*;
+
+/// `VHOST_PAGE_SIZE`: the dirty log has one bit per 4 KiB guest page, whatever the host's.
+pub(crate) const VHOST_PAGE_SIZE: u64 = 0x1000;
+
+/// One mapping: guest physical `[start, last]` at user address `addr`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Map {
+    pub(crate) start: u64,
+    pub(crate) last: u64,
+    pub(crate) addr: u64,
+}
+
+impl Map {
+    /// Length in bytes; never 0 and never overflows because `[0, U64_MAX]` is split.
+    pub(crate) fn size(&self) -> u64 {
+        self.last.wrapping_sub(self.start).wrapping_add(1)
+    }
+}
+
+/// A memory table: the mappings in insertion order, as the iotlb's list keeps them.
+pub(crate) struct MemTable {
+    maps: KVec<Map>,
+    limit: usize,
+}
+
+impl MemTable {
+    /// An empty table holding at most `limit` mappings (`max_iotlb_entries`).
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            maps: KVec::new(),
+            limit,
+        }
+    }
+
+    /// `vhost_iotlb_add_range()` with `VHOST_IOTLB_FLAG_RETIRE`.
+    pub(crate) fn add_range(&mut self, start: u64, last: u64, addr: u64) -> Result {
+        if last < start {
+            return Err(EFAULT);
+        }
+        if self.limit == 0 {
+            return Err(EINVAL);
+        }
+        let (mut start, mut addr) = (start, addr);
+        if start == 0 && last == u64::MAX {
+            // Its size would overflow u64: map it as two halves.
+            if self.limit < 2 {
+                return Err(ENOSPC);
+            }
+            let mid = last / 2;
+            self.add_range(start, mid, addr)?;
+            addr = addr.wrapping_add(mid + 1);
+            start = mid + 1;
+        }
+        if self.maps.len() >= self.limit {
+            self.maps.remove(0)?;
+        }
+        self.maps.push(Map { start, last, addr }, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// The mappings, oldest first.
+    pub(crate) fn maps(&self) -> &[Map] {
+        &self.maps
+    }
+}
+
+/// `vhost_overflow()`: whether `[uaddr, uaddr + size)` wraps the address space.
+fn overflows(uaddr: u64, size: u64) -> bool {
+    size != 0 && uaddr > u64::MAX - size + 1
+}
+
+/// `log_access_ok()`: whether the log bitmap covering `[addr, addr + sz)` is in user memory.
+pub(crate) fn log_access_ok(log_base: u64, addr: u64, sz: u64) -> bool {
+    let a = addr / VHOST_PAGE_SIZE / 8;
+    if a > u64::MAX - log_base {
+        return false;
+    }
+    let bytes = sz.wrapping_add(VHOST_PAGE_SIZE * 8 - 1) / VHOST_PAGE_SIZE / 8;
+    sys::access_ok(log_base + a, bytes)
+}
+
+/// `vq_memory_access_ok()`: every mapping is user memory (and loggable when `log_all`).
+/// No table at all (a device that never had `SET_MEM_TABLE`) is not ok.
+pub(crate) fn memory_access_ok(table: Option<&MemTable>, log_base: u64, log_all: bool) -> bool {
+    let Some(table) = table else {
+        return false;
+    };
+    table.maps().iter().all(|m| {
+        !overflows(m.addr, m.size())
+            && sys::access_ok(m.addr, m.size())
+            && (!log_all || log_access_ok(log_base, m.start, m.size()))
+    })
+}
+
+/// `log_write()`: marks the guest pages of `[addr, addr + len)` dirty in the bitmap at
+/// `log_base`, one atomic bit per page.
+pub(crate) fn log_write(log_base: u64, addr: u64, len: u64) -> Result {
+    if len == 0 {
+        return Ok(());
+    }
+    let mut page = addr / VHOST_PAGE_SIZE;
+    let mut len = len.wrapping_add(addr % VHOST_PAGE_SIZE);
+    loop {
+        let log = log_base.wrapping_add(page / 8);
+        sys::set_bit_to_user((page % 8) as i32, log)?;
+        if len <= VHOST_PAGE_SIZE {
+            return Ok(());
+        }
+        len -= VHOST_PAGE_SIZE;
+        page = page.wrapping_add(1);
+    }
+}

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! vhost-rs: vhost-net in Rust.
+//!
+//! Registers `/dev/vhost-rs-net`, which speaks the vhost / vhost-net ioctl ABI of Linux 7.3
+//! (the numbers, structs, feature bits and errno values of `/dev/vhost-net`), so that QEMU
+//! can use it with `-netdev tap,vhost=on,vhostfd=N`.
+
+mod dev;
+mod mem;
+mod net;
+mod ring;
+mod sys;
+mod uapi;
+mod user;
+
+use kernel::{
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+};
+
+module! {
+    type: VhostRsModule,
+    name: "vhost_rs",
+    authors: ["The vhost-rs developers"],
+    description: "Host kernel accelerator for virtio net, in Rust",
+    license: "GPL",
+}
+
+#[pin_data]
+struct VhostRsModule {
+    #[pin]
+    _miscdev: MiscDeviceRegistration<net::VhostNet>,
+}
+
+impl kernel::InPlaceModule for VhostRsModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let options = MiscDeviceOptions {
+            name: c"vhost-rs-net",
+        };
+        try_pin_init!(Self {
+            _miscdev <- MiscDeviceRegistration::register(options),
+        })
+    }
+}
+
+#[vtable]
+impl MiscDevice for net::VhostNet {
+    type Ptr = Arc<net::VhostNet>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
+        Arc::pin_init(net::VhostNet::new(), GFP_KERNEL)
+    }
+
+    fn ioctl(me: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        me.ioctl(cmd, arg as u64)
+    }
+
+    /// vhost-net uses `compat_ptr_ioctl`: the same structs, the pointer zero-extended.
+    #[cfg(CONFIG_COMPAT)]
+    fn compat_ioctl(me: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        me.ioctl(cmd, arg as u64)
+    }
+}
