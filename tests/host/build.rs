@@ -6,22 +6,55 @@ use std::{env, fs, path::PathBuf, process::Command};
 
 /// Every constant of uapi.rs that has a C counterpart of the same name.
 const NAMES: &[&str] = &[
-    "VHOST_VIRTIO", "VHOST_FILE_UNBIND",
-    "VHOST_GET_FEATURES", "VHOST_SET_FEATURES", "VHOST_SET_OWNER", "VHOST_RESET_OWNER",
-    "VHOST_SET_MEM_TABLE", "VHOST_SET_LOG_BASE", "VHOST_SET_LOG_FD", "VHOST_NEW_WORKER",
-    "VHOST_FREE_WORKER", "VHOST_SET_VRING_NUM", "VHOST_SET_VRING_ADDR", "VHOST_SET_VRING_BASE",
-    "VHOST_GET_VRING_BASE", "VHOST_SET_VRING_ENDIAN", "VHOST_GET_VRING_ENDIAN",
-    "VHOST_ATTACH_VRING_WORKER", "VHOST_GET_VRING_WORKER", "VHOST_SET_VRING_KICK",
-    "VHOST_SET_VRING_CALL", "VHOST_SET_VRING_ERR", "VHOST_SET_VRING_BUSYLOOP_TIMEOUT",
-    "VHOST_GET_VRING_BUSYLOOP_TIMEOUT", "VHOST_SET_BACKEND_FEATURES",
-    "VHOST_GET_BACKEND_FEATURES", "VHOST_NET_SET_BACKEND", "VHOST_GET_FEATURES_ARRAY",
-    "VHOST_SET_FEATURES_ARRAY", "VHOST_SET_FORK_FROM_OWNER", "VHOST_GET_FORK_FROM_OWNER",
-    "VHOST_VRING_F_LOG", "VHOST_VRING_LITTLE_ENDIAN", "VHOST_VRING_BIG_ENDIAN",
-    "VHOST_FORK_OWNER_KTHREAD", "VHOST_FORK_OWNER_TASK", "VHOST_F_LOG_ALL",
-    "VHOST_NET_F_VIRTIO_NET_HDR", "VHOST_BACKEND_F_IOTLB_MSG_V2",
-    "VIRTIO_F_NOTIFY_ON_EMPTY", "VIRTIO_F_ANY_LAYOUT", "VIRTIO_RING_F_INDIRECT_DESC",
-    "VIRTIO_RING_F_EVENT_IDX", "VIRTIO_F_VERSION_1", "VIRTIO_F_ACCESS_PLATFORM",
-    "VIRTIO_F_RING_PACKED", "VIRTIO_F_IN_ORDER", "VIRTIO_F_RING_RESET", "VIRTIO_NET_F_MRG_RXBUF",
+    "VHOST_VIRTIO",
+    "VHOST_FILE_UNBIND",
+    "VHOST_GET_FEATURES",
+    "VHOST_SET_FEATURES",
+    "VHOST_SET_OWNER",
+    "VHOST_RESET_OWNER",
+    "VHOST_SET_MEM_TABLE",
+    "VHOST_SET_LOG_BASE",
+    "VHOST_SET_LOG_FD",
+    "VHOST_NEW_WORKER",
+    "VHOST_FREE_WORKER",
+    "VHOST_SET_VRING_NUM",
+    "VHOST_SET_VRING_ADDR",
+    "VHOST_SET_VRING_BASE",
+    "VHOST_GET_VRING_BASE",
+    "VHOST_SET_VRING_ENDIAN",
+    "VHOST_GET_VRING_ENDIAN",
+    "VHOST_ATTACH_VRING_WORKER",
+    "VHOST_GET_VRING_WORKER",
+    "VHOST_SET_VRING_KICK",
+    "VHOST_SET_VRING_CALL",
+    "VHOST_SET_VRING_ERR",
+    "VHOST_SET_VRING_BUSYLOOP_TIMEOUT",
+    "VHOST_GET_VRING_BUSYLOOP_TIMEOUT",
+    "VHOST_SET_BACKEND_FEATURES",
+    "VHOST_GET_BACKEND_FEATURES",
+    "VHOST_NET_SET_BACKEND",
+    "VHOST_GET_FEATURES_ARRAY",
+    "VHOST_SET_FEATURES_ARRAY",
+    "VHOST_SET_FORK_FROM_OWNER",
+    "VHOST_GET_FORK_FROM_OWNER",
+    "VHOST_VRING_F_LOG",
+    "VHOST_VRING_LITTLE_ENDIAN",
+    "VHOST_VRING_BIG_ENDIAN",
+    "VHOST_FORK_OWNER_KTHREAD",
+    "VHOST_FORK_OWNER_TASK",
+    "VHOST_F_LOG_ALL",
+    "VHOST_NET_F_VIRTIO_NET_HDR",
+    "VHOST_BACKEND_F_IOTLB_MSG_V2",
+    "VIRTIO_F_NOTIFY_ON_EMPTY",
+    "VIRTIO_F_ANY_LAYOUT",
+    "VIRTIO_RING_F_INDIRECT_DESC",
+    "VIRTIO_RING_F_EVENT_IDX",
+    "VIRTIO_F_VERSION_1",
+    "VIRTIO_F_ACCESS_PLATFORM",
+    "VIRTIO_F_RING_PACKED",
+    "VIRTIO_F_IN_ORDER",
+    "VIRTIO_F_RING_RESET",
+    "VIRTIO_NET_F_MRG_RXBUF",
 ];
 
 /// Struct sizes: (Rust constant, C type).
@@ -39,7 +72,10 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let repo = manifest.join("../..").canonicalize().unwrap();
     let kdir = env::var("KDIR").unwrap_or_else(|_| {
-        let out = Command::new(repo.join("scripts/kernel.sh")).arg("dir").output().unwrap();
+        let out = Command::new(repo.join("scripts/kernel.sh"))
+            .arg("dir")
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     });
     let include = PathBuf::from(&kdir).join("usr/include");
@@ -49,8 +85,14 @@ fn main() {
         include.display()
     );
     println!("cargo:rerun-if-env-changed=KDIR");
-    println!("cargo:rerun-if-changed={}", include.join("linux/vhost.h").display());
-    println!("cargo:rerun-if-changed={}", include.join("linux/vhost_types.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("linux/vhost.h").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("linux/vhost_types.h").display()
+    );
     println!("cargo:rerun-if-changed=build.rs");
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
@@ -86,7 +128,12 @@ fn main() {
     let st = Command::new("cc")
         .args(["-Wall", "-Werror", "-nostdinc", "-isystem"])
         .arg(&include)
-        .args(["-isystem", "/usr/include", "-isystem", "/usr/include/x86_64-linux-gnu"])
+        .args([
+            "-isystem",
+            "/usr/include",
+            "-isystem",
+            "/usr/include/x86_64-linux-gnu",
+        ])
         .arg("-isystem")
         .arg(gcc_include())
         .arg("-o")
@@ -102,6 +149,9 @@ fn main() {
 
 /// gcc's own header dir (stddef.h), which -nostdinc drops.
 fn gcc_include() -> String {
-    let out = Command::new("cc").arg("-print-file-name=include").output().unwrap();
+    let out = Command::new("cc")
+        .arg("-print-file-name=include")
+        .output()
+        .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -8,3 +8,6 @@ pub mod ring;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ring_tests;

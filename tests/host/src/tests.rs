@@ -12,21 +12,55 @@ fn ours(name: &str) -> Option<i64> {
         };
     }
     table!(
-        VHOST_VIRTIO, VHOST_FILE_UNBIND, VHOST_GET_FEATURES, VHOST_SET_FEATURES, VHOST_SET_OWNER,
-        VHOST_RESET_OWNER, VHOST_SET_MEM_TABLE, VHOST_SET_LOG_BASE, VHOST_SET_LOG_FD,
-        VHOST_NEW_WORKER, VHOST_FREE_WORKER, VHOST_SET_VRING_NUM, VHOST_SET_VRING_ADDR,
-        VHOST_SET_VRING_BASE, VHOST_GET_VRING_BASE, VHOST_SET_VRING_ENDIAN,
-        VHOST_GET_VRING_ENDIAN, VHOST_ATTACH_VRING_WORKER, VHOST_GET_VRING_WORKER,
-        VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL, VHOST_SET_VRING_ERR,
-        VHOST_SET_VRING_BUSYLOOP_TIMEOUT, VHOST_GET_VRING_BUSYLOOP_TIMEOUT,
-        VHOST_SET_BACKEND_FEATURES, VHOST_GET_BACKEND_FEATURES, VHOST_NET_SET_BACKEND,
-        VHOST_GET_FEATURES_ARRAY, VHOST_SET_FEATURES_ARRAY, VHOST_SET_FORK_FROM_OWNER,
-        VHOST_GET_FORK_FROM_OWNER, VHOST_VRING_F_LOG, VHOST_VRING_LITTLE_ENDIAN,
-        VHOST_VRING_BIG_ENDIAN, VHOST_FORK_OWNER_KTHREAD, VHOST_FORK_OWNER_TASK, VHOST_F_LOG_ALL,
-        VHOST_NET_F_VIRTIO_NET_HDR, VHOST_BACKEND_F_IOTLB_MSG_V2, VIRTIO_F_NOTIFY_ON_EMPTY,
-        VIRTIO_F_ANY_LAYOUT, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX,
-        VIRTIO_F_VERSION_1, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_RING_PACKED, VIRTIO_F_IN_ORDER,
-        VIRTIO_F_RING_RESET, VIRTIO_NET_F_MRG_RXBUF,
+        VHOST_VIRTIO,
+        VHOST_FILE_UNBIND,
+        VHOST_GET_FEATURES,
+        VHOST_SET_FEATURES,
+        VHOST_SET_OWNER,
+        VHOST_RESET_OWNER,
+        VHOST_SET_MEM_TABLE,
+        VHOST_SET_LOG_BASE,
+        VHOST_SET_LOG_FD,
+        VHOST_NEW_WORKER,
+        VHOST_FREE_WORKER,
+        VHOST_SET_VRING_NUM,
+        VHOST_SET_VRING_ADDR,
+        VHOST_SET_VRING_BASE,
+        VHOST_GET_VRING_BASE,
+        VHOST_SET_VRING_ENDIAN,
+        VHOST_GET_VRING_ENDIAN,
+        VHOST_ATTACH_VRING_WORKER,
+        VHOST_GET_VRING_WORKER,
+        VHOST_SET_VRING_KICK,
+        VHOST_SET_VRING_CALL,
+        VHOST_SET_VRING_ERR,
+        VHOST_SET_VRING_BUSYLOOP_TIMEOUT,
+        VHOST_GET_VRING_BUSYLOOP_TIMEOUT,
+        VHOST_SET_BACKEND_FEATURES,
+        VHOST_GET_BACKEND_FEATURES,
+        VHOST_NET_SET_BACKEND,
+        VHOST_GET_FEATURES_ARRAY,
+        VHOST_SET_FEATURES_ARRAY,
+        VHOST_SET_FORK_FROM_OWNER,
+        VHOST_GET_FORK_FROM_OWNER,
+        VHOST_VRING_F_LOG,
+        VHOST_VRING_LITTLE_ENDIAN,
+        VHOST_VRING_BIG_ENDIAN,
+        VHOST_FORK_OWNER_KTHREAD,
+        VHOST_FORK_OWNER_TASK,
+        VHOST_F_LOG_ALL,
+        VHOST_NET_F_VIRTIO_NET_HDR,
+        VHOST_BACKEND_F_IOTLB_MSG_V2,
+        VIRTIO_F_NOTIFY_ON_EMPTY,
+        VIRTIO_F_ANY_LAYOUT,
+        VIRTIO_RING_F_INDIRECT_DESC,
+        VIRTIO_RING_F_EVENT_IDX,
+        VIRTIO_F_VERSION_1,
+        VIRTIO_F_ACCESS_PLATFORM,
+        VIRTIO_F_RING_PACKED,
+        VIRTIO_F_IN_ORDER,
+        VIRTIO_F_RING_RESET,
+        VIRTIO_NET_F_MRG_RXBUF,
     )
 }
 
@@ -80,11 +114,22 @@ fn uapi_struct_layouts_match_kernel_header() {
     let f = uapi::VringFile::from_bytes(expected::VRING_FILE.try_into().unwrap());
     assert_eq!(f, uapi::VringFile { index: 9, fd: -1 });
     let m = uapi::MemoryHdr::from_bytes(expected::MEMORY_HDR.try_into().unwrap());
-    assert_eq!(m, uapi::MemoryHdr { nregions: 10, padding: 11 });
+    assert_eq!(
+        m,
+        uapi::MemoryHdr {
+            nregions: 10,
+            padding: 11
+        }
+    );
     let r = uapi::MemoryRegion::from_bytes(expected::MEMORY_REGION);
     assert_eq!(
         r,
-        uapi::MemoryRegion { guest_phys_addr: 12, memory_size: 13, userspace_addr: 14, flags_padding: 15 }
+        uapi::MemoryRegion {
+            guest_phys_addr: 12,
+            memory_size: 13,
+            userspace_addr: 14,
+            flags_padding: 15
+        }
     );
 }
 
@@ -94,7 +139,10 @@ fn features_are_tested_by_bit_and_word() {
     assert!(uapi::has_feature(&f, 15));
     assert!(!uapi::has_feature(&f, 16));
     assert!(uapi::has_feature(&f, 64));
-    assert!(!uapi::has_feature(&f, 200), "bits past the array are never set");
+    assert!(
+        !uapi::has_feature(&f, 200),
+        "bits past the array are never set"
+    );
 }
 
 #[test]
