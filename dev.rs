@@ -6,8 +6,8 @@
 
 use crate::{
     mem::{self, MemTable},
-    ring,
-    sys::{self, params, EventFdCtx, Socket},
+    ring::{self, Iov, LogEntry, Ring, RingError},
+    sys::{self, params, EventFdCtx, Poll, Socket},
     uapi::*,
     user,
 };
@@ -16,25 +16,20 @@ use kernel::{fs::File, mm::MmWithUser, prelude::*, sync::aref::ARef};
 /// vhost-net has two virtqueues: RX (0) and TX (1).
 pub(crate) const NVQS: usize = 2;
 
-/// One virtqueue's control state (`struct vhost_virtqueue`).
+/// One virtqueue (`struct vhost_virtqueue`).
 pub(crate) struct Vq {
-    pub(crate) num: u32,
-    /// Ring addresses in the owner's address space.
-    pub(crate) desc: u64,
-    pub(crate) avail: u64,
-    pub(crate) used: u64,
+    /// The ring: addresses, indices, notification state.
+    pub(crate) ring: Ring,
     /// Dirty logging of used-ring writes at guest physical `log_addr`.
     pub(crate) log_used: bool,
     pub(crate) log_addr: u64,
     pub(crate) log_base: u64,
-    pub(crate) last_avail_idx: u16,
-    pub(crate) next_avail_head: u16,
-    pub(crate) avail_idx: u16,
-    pub(crate) last_used_idx: u16,
-    pub(crate) used_flags: u16,
-    pub(crate) signalled_used_valid: bool,
     pub(crate) acked_features: Features,
     pub(crate) acked_backend_features: u64,
+    /// Polls the kick eventfd and the backend socket; declared before the files they poll,
+    /// so that they are stopped before those are released.
+    pub(crate) kick_poll: Option<Poll>,
+    pub(crate) sock_poll: Option<Poll>,
     pub(crate) kick: Option<ARef<File>>,
     pub(crate) call: Option<EventFdCtx>,
     pub(crate) err: Option<EventFdCtx>,
@@ -44,27 +39,26 @@ pub(crate) struct Vq {
     /// Virtio-net header lengths added by vhost and expected from the socket (net.c).
     pub(crate) vhost_hlen: usize,
     pub(crate) sock_hlen: usize,
+    /// Translated segments of the chains being processed (`vq->iov`, `UIO_MAXIOV`).
+    pub(crate) iov: KVec<Iov>,
+    /// Writable descriptors of those chains, for the dirty log (`vq->log`).
+    pub(crate) log: KVec<LogEntry>,
+    /// Used elements waiting to be published (`vq->heads`).
+    pub(crate) heads: KVec<(u32, u32)>,
 }
 
 impl Vq {
     /// The state `vhost_vq_reset()` leaves.
     pub(crate) fn new() -> Self {
         Self {
-            num: 1,
-            desc: 0,
-            avail: 0,
-            used: 0,
+            ring: Ring::new(),
             log_used: false,
             log_addr: u64::MAX,
             log_base: 0,
-            last_avail_idx: 0,
-            next_avail_head: 0,
-            avail_idx: 0,
-            last_used_idx: 0,
-            used_flags: 0,
-            signalled_used_valid: false,
             acked_features: [0; FEATURES_U64S],
             acked_backend_features: 0,
+            kick_poll: None,
+            sock_poll: None,
             kick: None,
             call: None,
             err: None,
@@ -72,6 +66,41 @@ impl Vq {
             backend: None,
             vhost_hlen: 0,
             sock_hlen: 0,
+            iov: KVec::new(),
+            log: KVec::new(),
+            heads: KVec::new(),
+        }
+    }
+
+    /// `vhost_dev_alloc_iovecs()`: the per-queue arrays, allocated once an owner exists.
+    pub(crate) fn alloc_iovecs(&mut self) -> Result {
+        let mut iov = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
+        iov.resize(ring::MAX_IOV, Iov::default(), GFP_KERNEL)?;
+        let mut log = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
+        log.resize(ring::MAX_IOV, LogEntry::default(), GFP_KERNEL)?;
+        let mut heads = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
+        heads.resize(ring::MAX_IOV, (0, 0), GFP_KERNEL)?;
+        self.iov = iov;
+        self.log = log;
+        self.heads = heads;
+        Ok(())
+    }
+
+    /// Takes on negotiated features: ring behaviour and header lengths.
+    pub(crate) fn set_features(&mut self, features: Features, vhost_hlen: usize, sock_hlen: usize) {
+        self.acked_features = features;
+        self.ring.event_idx = has_feature(&features, VIRTIO_RING_F_EVENT_IDX);
+        self.ring.notify_on_empty = has_feature(&features, VIRTIO_F_NOTIFY_ON_EMPTY);
+        self.vhost_hlen = vhost_hlen;
+        self.sock_hlen = sock_hlen;
+    }
+
+    /// `vq_err()`: a guest error on this queue. Logged at debug level only, as vhost does
+    /// (a guest must not be able to flood the log), and signalled on the err eventfd.
+    pub(crate) fn error(&self, what: &str, e: RingError) {
+        pr_debug!("vhost-rs: {}: {:?}\n", what, e);
+        if let Some(err) = &self.err {
+            err.signal();
         }
     }
 
@@ -80,7 +109,7 @@ impl Vq {
     }
 
     fn event_idx(&self) -> bool {
-        self.has_feature(VIRTIO_RING_F_EVENT_IDX)
+        self.ring.event_idx
     }
 
     /// `vq_access_ok()`: the three rings of `num` entries are user memory.
@@ -97,7 +126,7 @@ impl Vq {
             || mem::log_access_ok(
                 log_base,
                 log_addr,
-                ring::used_size(self.num, self.event_idx()),
+                ring::used_size(self.ring.num, self.event_idx()),
             )
     }
 
@@ -110,7 +139,12 @@ impl Vq {
     /// `vhost_vq_access_ok()`: can this queue be started?
     pub(crate) fn access_ok(&self, umem: Option<&MemTable>) -> bool {
         self.log_access_ok(umem, self.log_base)
-            && self.rings_access_ok(self.num, self.desc, self.avail, self.used)
+            && self.rings_access_ok(
+                self.ring.num,
+                self.ring.desc,
+                self.ring.avail,
+                self.ring.used,
+            )
     }
 
     /// `vhost_vq_init_access()`: publishes our used flags and reads the used index the
@@ -119,8 +153,8 @@ impl Vq {
         if self.backend.is_none() {
             return Ok(());
         }
-        let flags_addr = self.used.wrapping_add(ring::USED_FLAGS_OFFSET);
-        user::write(flags_addr, &self.used_flags.to_le_bytes())?;
+        let flags_addr = self.ring.used.wrapping_add(ring::USED_FLAGS_OFFSET);
+        user::write(flags_addr, &self.ring.used_flags.to_le_bytes())?;
         if self.log_used {
             // As vhost_update_used_flags(): a failed log write is not the caller's error.
             let _ = mem::log_write(
@@ -132,13 +166,13 @@ impl Vq {
                 ctx.signal();
             }
         }
-        self.signalled_used_valid = false;
-        let idx_addr = self.used.wrapping_add(ring::USED_IDX_OFFSET);
+        self.ring.signalled_used_valid = false;
+        let idx_addr = self.ring.used.wrapping_add(ring::USED_IDX_OFFSET);
         if !sys::access_ok(idx_addr, 2) {
             return Err(EFAULT);
         }
         let idx: [u8; 2] = user::read(idx_addr)?;
-        self.last_used_idx = u16::from_le_bytes(idx);
+        self.ring.last_used_idx = u16::from_le_bytes(idx);
         Ok(())
     }
 }
@@ -216,6 +250,16 @@ impl Dev {
     pub(crate) fn take_backends(&mut self) -> [Option<Socket>; NVQS] {
         let [rx, tx] = &mut self.vqs;
         [rx.backend.take(), tx.backend.take()]
+    }
+
+    /// Stops every poll and takes the kick files out, to be dropped after unlocking.
+    pub(crate) fn stop_polls(&mut self) -> [Option<ARef<File>>; NVQS] {
+        for vq in self.vqs.iter_mut() {
+            vq.kick_poll = None;
+            vq.sock_poll = None;
+        }
+        let [rx, tx] = &mut self.vqs;
+        [rx.kick.take(), tx.kick.take()]
     }
 
     /// `memory_access_ok()`: can the active queues use `umem`?
@@ -344,7 +388,7 @@ impl Dev {
                 if !ring::valid_num(s.num) {
                     return Err(EINVAL);
                 }
-                vq.num = s.num;
+                vq.ring.num = s.num;
             }
             VHOST_SET_VRING_ADDR => {
                 let a = VringAddr::from_bytes(&user::read(arg)?);
@@ -361,7 +405,7 @@ impl Dev {
                 // Checked here only with a backend; otherwise when one is attached.
                 if vq.backend.is_some()
                     && (!vq.rings_access_ok(
-                        vq.num,
+                        vq.ring.num,
                         a.desc_user_addr,
                         a.avail_user_addr,
                         a.used_user_addr,
@@ -370,9 +414,9 @@ impl Dev {
                     return Err(EINVAL);
                 }
                 vq.log_used = log_used;
-                vq.desc = a.desc_user_addr;
-                vq.avail = a.avail_user_addr;
-                vq.used = a.used_user_addr;
+                vq.ring.desc = a.desc_user_addr;
+                vq.ring.avail = a.avail_user_addr;
+                vq.ring.used = a.used_user_addr;
                 vq.log_addr = a.log_guest_addr;
             }
             VHOST_SET_VRING_BASE => {
@@ -382,22 +426,22 @@ impl Dev {
                 }
                 let s = VringState::from_bytes(&user::read(arg)?);
                 if vq.has_feature(VIRTIO_F_RING_PACKED) {
-                    vq.last_avail_idx = s.num as u16;
-                    vq.next_avail_head = vq.last_avail_idx;
-                    vq.last_used_idx = (s.num >> 16) as u16;
+                    vq.ring.last_avail_idx = s.num as u16;
+                    vq.ring.next_avail_head = vq.ring.last_avail_idx;
+                    vq.ring.last_used_idx = (s.num >> 16) as u16;
                 } else {
                     let num = u16::try_from(s.num).map_err(|_| EINVAL)?;
-                    vq.last_avail_idx = num;
-                    vq.next_avail_head = num;
+                    vq.ring.last_avail_idx = num;
+                    vq.ring.next_avail_head = num;
                 }
                 // Forget the cached index value.
-                vq.avail_idx = vq.last_avail_idx;
+                vq.ring.avail_idx = vq.ring.last_avail_idx;
             }
             VHOST_GET_VRING_BASE => {
                 let num = if vq.has_feature(VIRTIO_F_RING_PACKED) {
-                    u32::from(vq.last_avail_idx) | (u32::from(vq.last_used_idx) << 16)
+                    u32::from(vq.ring.last_avail_idx) | (u32::from(vq.ring.last_used_idx) << 16)
                 } else {
-                    u32::from(vq.last_avail_idx)
+                    u32::from(vq.ring.last_avail_idx)
                 };
                 user::write(arg, &VringState { index: idx, num }.to_bytes())?;
             }
@@ -414,7 +458,14 @@ impl Dev {
                     _ => false,
                 };
                 if !same {
+                    // Stop polling the old file before it may be released.
+                    if let Some(poll) = vq.kick_poll.as_mut() {
+                        poll.stop();
+                    }
                     vq.kick = kick;
+                    if let (Some(poll), Some(file)) = (vq.kick_poll.as_mut(), vq.kick.as_ref()) {
+                        poll.start(file)?;
+                    }
                 }
             }
             VHOST_SET_VRING_CALL => {

@@ -121,3 +121,15 @@ pub(crate) fn log_write(log_base: u64, addr: u64, len: u64) -> Result {
         page = page.wrapping_add(1);
     }
 }
+
+impl MemTable {
+    /// `vhost_iotlb_itree_first()`: the mapping with the lowest start overlapping
+    /// `[gpa, last]`, as `(start, size, uaddr)`. Linear: at most `max_mem_regions` entries.
+    pub(crate) fn lookup(&self, gpa: u64, last: u64) -> Option<(u64, u64, u64)> {
+        self.maps
+            .iter()
+            .filter(|m| m.start <= last && m.last >= gpa)
+            .min_by_key(|m| m.start)
+            .map(|m| (m.start, m.size(), m.addr))
+    }
+}

@@ -5,11 +5,15 @@
 //! queue (AF_PACKET raw sockets, tun/tap and macvtap queues).
 
 use crate::{
-    dev::{Dev, NVQS},
-    sys::{self, Socket},
+    dev::{Dev, Vq, NVQS},
+    guest::{UsedLog, UserMem},
+    mem,
+    ring::{ChainBuf, Iov, RingError},
+    sys::{self, Poll, Socket, Worker, EPOLLERR, EPOLLIN, EPOLLOUT},
     uapi::*,
     user,
 };
+use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// Feature bits we offer, by word of the 128-bit feature array. A bit is offered only once
@@ -23,24 +27,137 @@ const NET_FEATURES: Features = [0, 0];
 /// the device IOTLB that ACCESS_PLATFORM needs).
 const NET_BACKEND_FEATURES: u64 = 0;
 
-/// `EPOLLERR`: a tun/tap file with no device attached polls as an error.
-const EPOLLERR: u32 = 0x8;
+/// Queue indices (`VHOST_NET_VQ_RX`, `VHOST_NET_VQ_TX`).
+const RX: usize = 0;
+const TX: usize = 1;
+
+/// Pending-work bits, set by wakeups and taken by the worker: a kick or a socket event on
+/// each queue. Kick bits are `1 << queue`, socket bits `4 << queue`.
+const KICK: u32 = 1;
+const SOCK: u32 = 4;
+
+/// A queue gives way after this many bytes or packets in one round and is requeued
+/// (`VHOST_NET_WEIGHT`, `VHOST_NET_PKT_WEIGHT`: the limits adopted for CVE-2019-3900).
+const WEIGHT_BYTES: usize = 0x80000;
+const WEIGHT_PKTS: usize = 256;
+/// Used elements are published and signalled at least this often (`VHOST_NET_BATCH`).
+const BATCH: usize = 64;
+/// The largest virtio-net header (`struct virtio_net_hdr_mrg_rxbuf`).
+const HDR_MAX: usize = 12;
+
+/// Error values a non-blocking send may return when the socket is full for now.
+const EAGAIN: i32 = 11;
+const ENOMEM_: i32 = 12;
+const ENOBUFS_: i32 = 105;
 
 /// Largest feature-array tail we scan between two scheduling points.
 const RESCHED_EVERY: u64 = 4096;
 
 /// One open `/dev/vhost-rs-net`.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct VhostNet {
+    /// Declared first so that it is dropped first: its polls stop before the worker goes.
     #[pin]
     dev: Mutex<Dev>,
+    #[pin]
+    worker: Worker,
+    /// Work waiting for the worker (`KICK`/`SOCK` bits per queue).
+    pending: AtomicU32,
+}
+
+#[pinned_drop]
+impl PinnedDrop for VhostNet {
+    fn drop(self: Pin<&mut Self>) {
+        // The worker dereferences `self`: it must be gone before any field is.
+        self.worker.stop();
+    }
 }
 
 impl VhostNet {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             dev <- new_mutex!(Dev::new(), "VhostNet::dev"),
+            worker <- Worker::new(),
+            pending: AtomicU32::new(0),
         })
+    }
+
+    /// `vhost_net_release()`: stops the worker and drops every file reference, before the
+    /// memory goes (`PinnedDrop` would stop the worker too; here it happens while the
+    /// owner's file table is still intact).
+    pub(crate) fn release(&self) {
+        let (backends, kicks) = {
+            let mut dev = self.dev.lock();
+            let backends = dev.take_backends();
+            let kicks = dev.stop_polls();
+            (backends, kicks)
+        };
+        self.worker.stop();
+        drop(backends);
+        drop(kicks);
+    }
+
+    /// Called from a poll wakeup, in atomic context: note the work, wake the worker.
+    pub(crate) fn poll_wake(&self, bit: u32) {
+        self.pending.fetch_or(bit, Ordering::AcqRel);
+        self.worker.wake();
+    }
+
+    /// The owner was killed and took the worker with it: nothing will run the queues any
+    /// more; the device stays usable for ioctls until it is closed or reset.
+    pub(crate) fn worker_killed(&self) {
+        self.pending.store(0, Ordering::Release);
+    }
+
+    /// One round of the worker: handles what the wakeups noted. Returns whether there was
+    /// any work; the worker sleeps when there was none.
+    pub(crate) fn worker_run(&self) -> bool {
+        let pending = self.pending.swap(0, Ordering::AcqRel);
+        if pending == 0 {
+            return false;
+        }
+        sys::set_running();
+        let mut again = 0;
+        {
+            let mut dev = self.dev.lock();
+            if pending & ((KICK | SOCK) << TX) != 0 && handle_tx(&mut dev) {
+                again |= KICK << TX;
+            }
+            if pending & ((KICK | SOCK) << RX) != 0 && handle_rx(&mut dev) {
+                again |= KICK << RX;
+            }
+        }
+        if again != 0 {
+            // Requeued for fairness: run again after giving way to the scheduler.
+            self.pending.fetch_or(again, Ordering::AcqRel);
+        }
+        sys::cond_resched();
+        true
+    }
+
+    /// `vhost_net_set_owner()`: the owner's worker, the queues' polls and arrays.
+    fn set_owner(&self) -> Result {
+        let mut dev = self.dev.lock();
+        dev.set_owner()?;
+        let fork_owner = dev.fork_owner;
+        let r = (|| -> Result {
+            for (i, vq) in dev.vqs.iter_mut().enumerate() {
+                vq.alloc_iovecs()?;
+                let sock_mask = if i == TX { EPOLLOUT } else { EPOLLIN };
+                // SAFETY: the polls are stored in `self.dev`, so `self` outlives them.
+                vq.kick_poll = Some(unsafe { Poll::new(self, EPOLLIN, KICK << i) }?);
+                // SAFETY: as above.
+                vq.sock_poll = Some(unsafe { Poll::new(self, sock_mask, SOCK << i) }?);
+            }
+            // SAFETY: the worker is `self.worker`, stopped in `PinnedDrop` before any other
+            // field of `self` is dropped.
+            unsafe { self.worker.start(self, fork_owner) }
+        })();
+        if r.is_err() {
+            let _ = dev.stop_polls();
+            dev.cleanup();
+        }
+        r
     }
 
     /// `vhost_net_ioctl()`
@@ -75,7 +192,7 @@ impl VhostNet {
                 }
             }
             VHOST_RESET_OWNER => self.reset_owner()?,
-            VHOST_SET_OWNER => self.dev.lock().set_owner()?,
+            VHOST_SET_OWNER => self.set_owner()?,
             _ => {
                 let mut dev = self.dev.lock();
                 match dev.dev_ioctl(cmd, arg) {
@@ -107,9 +224,7 @@ impl VhostNet {
             return Err(EFAULT);
         }
         for vq in dev.vqs.iter_mut() {
-            vq.acked_features = features;
-            vq.vhost_hlen = vhost_hlen;
-            vq.sock_hlen = sock_hlen;
+            vq.set_features(features, vhost_hlen, sock_hlen);
         }
         Ok(())
     }
@@ -117,14 +232,19 @@ impl VhostNet {
     /// `vhost_net_reset_owner()`: back to the state of a fresh open, with an empty memory
     /// table; the backends' sockets are released after the lock is dropped.
     fn reset_owner(&self) -> Result {
-        let backends = {
+        let (backends, kicks) = {
             let mut dev = self.dev.lock();
             dev.check_owner()?;
             let backends = dev.take_backends();
+            let kicks = dev.stop_polls();
             dev.reset_owner();
-            backends
+            (backends, kicks)
         };
+        // Outside the lock: the worker may be waiting for it to finish its round.
+        self.worker.stop();
+        self.pending.store(0, Ordering::Release);
         drop(backends);
+        drop(kicks);
         Ok(())
     }
 
@@ -154,17 +274,25 @@ impl VhostNet {
             if same {
                 return Ok(());
             }
+            // Stop polling the old socket before it may be released (vhost_net_disable_vq).
+            if let Some(poll) = vq.sock_poll.as_mut() {
+                poll.stop();
+            }
             let old = core::mem::replace(&mut vq.backend, sock);
             if let Err(e) = vq
                 .init_access(log_ctx.as_ref())
-                .and_then(|()| enable_vq(vq.backend.as_ref()))
+                .and_then(|()| enable_vq(vq))
             {
                 // Put the old backend back; the new socket is released on return.
                 let _new = core::mem::replace(&mut vq.backend, old);
+                let _ = enable_vq(vq);
                 return Err(e);
             }
+            // Process whatever the guest queued before the backend came.
+            self.pending.fetch_or(KICK << index, Ordering::AcqRel);
             old
         };
+        self.worker.wake();
         drop(old);
         Ok(())
     }
@@ -185,13 +313,16 @@ fn get_socket(fd: i32) -> Result<Option<Socket>> {
     Err(ENOTSOCK)
 }
 
-/// `vhost_net_enable_vq()`: a backend that polls as an error (a tun file with no device
-/// attached) is refused with `EINVAL`, as `vhost_poll_start()` does.
-fn enable_vq(sock: Option<&Socket>) -> Result {
-    match sock {
-        Some(sock) if sock.poll_mask() & EPOLLERR != 0 => Err(EINVAL),
-        _ => Ok(()),
+/// `vhost_net_enable_vq()`: polls the backend socket; one that polls as an error (a tun
+/// file with no device attached) is refused with `EINVAL`, as `vhost_poll_start()` does.
+fn enable_vq(vq: &mut Vq) -> Result {
+    let (Some(sock), Some(poll)) = (vq.backend.as_ref(), vq.sock_poll.as_mut()) else {
+        return Ok(());
+    };
+    if sock.poll_mask() & EPOLLERR != 0 {
+        return Err(EINVAL);
     }
+    poll.start(sock.file())
 }
 
 /// `VHOST_GET_FEATURES_ARRAY`: `{ u64 count; u64 features[count]; }`; words past ours are
@@ -243,4 +374,376 @@ fn read_features_array(arg: u64) -> Result<Features> {
         }
     }
     Ok(features)
+}
+
+/// The guest memory a queue works in: the device's table, and the used-ring log when
+/// logging is on for the queue. `None` before the first `SET_MEM_TABLE`.
+fn guest_mem<'a>(
+    umem: &'a Option<mem::MemTable>,
+    vq_log: (bool, u64, u64),
+    log_ctx: &'a Option<sys::EventFdCtx>,
+) -> Option<UserMem<'a>> {
+    let (log_used, base, addr) = vq_log;
+    Some(UserMem {
+        table: umem.as_ref()?,
+        used_log: log_used.then_some(UsedLog {
+            base,
+            addr,
+            ctx: log_ctx.as_ref(),
+        }),
+    })
+}
+
+/// Publishes `n` used elements from `vq.heads` and signals the guest if it wants it
+/// (`vhost_add_used_and_signal_n()`).
+fn flush_used(vq: &mut Vq, mem: &UserMem<'_>, n: usize) {
+    if n == 0 {
+        return;
+    }
+    if let Err(e) = vq.ring.add_used_n(mem, &vq.heads[..n]) {
+        vq.error("used ring write failed", e);
+        return;
+    }
+    if vq.ring.notify(mem) {
+        if let Some(call) = &vq.call {
+            call.signal();
+        }
+    }
+}
+
+/// Skips the first `n` bytes of `iov[..cnt]` in place. Returns the index of the first
+/// segment left, or `None` if there are fewer than `n` bytes.
+fn skip_bytes(iov: &mut [Iov], cnt: usize, mut n: u64) -> Option<usize> {
+    let mut i = 0;
+    while n > 0 {
+        let seg = iov[..cnt].get_mut(i)?;
+        let take = seg.len.min(n);
+        seg.addr = seg.addr.wrapping_add(take);
+        seg.len -= take;
+        n -= take;
+        if seg.len == 0 {
+            i += 1;
+        }
+    }
+    Some(i)
+}
+
+/// Writes `data` at byte `off` of the buffer `iov` describes.
+fn write_at(iov: &[Iov], mut off: u64, data: &[u8]) -> Result {
+    let mut done = 0usize;
+    for seg in iov {
+        if done == data.len() {
+            break;
+        }
+        if off >= seg.len {
+            off -= seg.len;
+            continue;
+        }
+        let take = ((seg.len - off) as usize).min(data.len() - done);
+        user::write(seg.addr.wrapping_add(off), &data[done..done + take])?;
+        done += take;
+        off = 0;
+    }
+    if done == data.len() {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
+}
+
+/// `handle_tx()` with `handle_tx_copy()`: sends each chain the guest made available as one
+/// packet. Returns true if the queue gave way to its weight and must run again.
+fn handle_tx(dev: &mut Dev) -> bool {
+    let Dev {
+        umem, vqs, log_ctx, ..
+    } = dev;
+    let vq = &mut vqs[TX];
+    if vq.backend.is_none() {
+        return false;
+    }
+    let Some(mem) = guest_mem(umem, (vq.log_used, vq.log_base, vq.log_addr), log_ctx) else {
+        return false;
+    };
+    if let Err(e) = vq.ring.disable_notify(&mem) {
+        vq.error("TX: disabling notification", e);
+    }
+    // The socket is polled only while it is full (vhost_net_disable_vq()).
+    if let Some(poll) = vq.sock_poll.as_mut() {
+        poll.stop();
+    }
+    let (mut total, mut pkts, mut done) = (0usize, 0usize, 0usize);
+    let mut requeue = false;
+    loop {
+        let chain = {
+            let mut buf = ChainBuf {
+                iov: &mut vq.iov,
+                log: None,
+            };
+            vq.ring.get_desc(&mem, &mut buf)
+        };
+        let chain = match chain {
+            Ok(Some(c)) => c,
+            Ok(None) => match vq.ring.enable_notify(&mem) {
+                Ok(true) => {
+                    let _ = vq.ring.disable_notify(&mem);
+                    continue;
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    vq.error("TX: enabling notification", e);
+                    break;
+                }
+            },
+            Err(e) => {
+                vq.error("TX: bad descriptor chain", e);
+                break;
+            }
+        };
+        if chain.in_num != 0 {
+            // Device-writable buffers on the TX queue (get_tx_bufs()).
+            vq.error("TX: unexpected descriptor format", RingError::OutAfterIn);
+            break;
+        }
+        let out = chain.out_num;
+        let len: u64 = vq.iov[..out].iter().map(|s| s.len).sum();
+        let Some(first) = skip_bytes(&mut vq.iov, out, vq.vhost_hlen as u64) else {
+            vq.error("TX: shorter than the virtio-net header", RingError::Fault);
+            break;
+        };
+        let payload = (len - vq.vhost_hlen as u64) as usize;
+        if payload == 0 {
+            vq.error("TX: shorter than the virtio-net header", RingError::Fault);
+            break;
+        }
+        let Some(sock) = vq.backend.as_ref() else {
+            break;
+        };
+        match sock.sendmsg(&vq.iov[first..out], payload) {
+            Err(e) if matches!(e.to_errno(), x if x == -EAGAIN || x == -ENOMEM_ || x == -ENOBUFS_) =>
+            {
+                // Full for now: give the chain back and wait for the socket to drain.
+                vq.ring.discard(1);
+                if let (Some(poll), Some(sock)) = (vq.sock_poll.as_mut(), vq.backend.as_ref()) {
+                    let _ = poll.start(sock.file());
+                }
+                break;
+            }
+            // Any other failure drops the packet, as vhost-net does; the buffer is used.
+            _ => {}
+        }
+        vq.heads[done] = (u32::from(chain.head), 0);
+        done += 1;
+        if done == BATCH {
+            flush_used(vq, &mem, done);
+            done = 0;
+        }
+        total += len as usize;
+        pkts += 1;
+        if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
+            requeue = true;
+            break;
+        }
+    }
+    flush_used(vq, &mem, done);
+    requeue
+}
+
+/// `handle_rx()`: receives each waiting packet into as many guest buffers as it needs
+/// (one without `VIRTIO_NET_F_MRG_RXBUF`). Returns true if the queue gave way to its
+/// weight and must run again.
+fn handle_rx(dev: &mut Dev) -> bool {
+    let Dev {
+        umem, vqs, log_ctx, ..
+    } = dev;
+    let vq = &mut vqs[RX];
+    if vq.backend.is_none() {
+        return false;
+    }
+    let Some(mem) = guest_mem(umem, (vq.log_used, vq.log_base, vq.log_addr), log_ctx) else {
+        return false;
+    };
+    if let Err(e) = vq.ring.disable_notify(&mem) {
+        vq.error("RX: disabling notification", e);
+    }
+    let mergeable = vq.has_feature(VIRTIO_NET_F_MRG_RXBUF);
+    let logging = vq.has_feature(VHOST_F_LOG_ALL);
+    let (mut total, mut pkts) = (0usize, 0usize);
+    let mut requeue = false;
+    while let Some(sock) = vq.backend.as_ref() {
+        let sock_len = sock.peek_len();
+        if sock_len == 0 {
+            break;
+        }
+        let sock_len = sock_len + vq.sock_hlen;
+        let vhost_len = sock_len + vq.vhost_hlen;
+        let quota = if mergeable { vq.heads.len() } else { 1 };
+        let got = match get_rx_bufs(vq, &mem, vhost_len as u64, quota, logging) {
+            Ok(g) => g,
+            Err(e) => {
+                vq.error("RX: bad descriptor chain", e);
+                break;
+            }
+        };
+        let Some(RxBufs {
+            heads,
+            segs,
+            log_num,
+        }) = got
+        else {
+            // Not enough buffers: wait for the guest to add some (it kicks).
+            match vq.ring.enable_notify(&mem) {
+                Ok(true) => {
+                    let _ = vq.ring.disable_notify(&mem);
+                    continue;
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    vq.error("RX: enabling notification", e);
+                    break;
+                }
+            }
+        };
+        let Some(sock) = vq.backend.as_ref() else {
+            break;
+        };
+        if heads == 0 {
+            // Larger than the buffers may ever be (no MRG_RXBUF): drop it, as vhost-net
+            // does. An empty receive dequeues and frees the packet (tun and packet alike).
+            let _ = sock.recvmsg(&[], 0);
+            continue;
+        }
+        // The header's segments, before skipping shortens them: at most 12 bytes, so at
+        // most 12 non-empty segments.
+        let mut hdr = [Iov::default(); HDR_MAX];
+        let nhdr = segs.min(HDR_MAX);
+        hdr[..nhdr].copy_from_slice(&vq.iov[..nhdr]);
+        let Some(first) = skip_bytes(&mut vq.iov, segs, vq.vhost_hlen as u64) else {
+            vq.ring.discard(heads as u16);
+            break;
+        };
+        match sock.recvmsg(&vq.iov[first..segs], sock_len) {
+            Ok(n) if n == sock_len => {}
+            _ => {
+                // Truncated or failed: discard the packet and give the buffers back.
+                vq.ring.discard(heads as u16);
+                continue;
+            }
+        }
+        if let Err(e) = rx_fixup(vq, &hdr[..nhdr], heads, vhost_len, mergeable, log_num) {
+            vq.error("RX: writing the virtio-net header", e);
+            break;
+        }
+        flush_used(vq, &mem, heads);
+        total += vhost_len;
+        pkts += 1;
+        if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
+            requeue = true;
+            break;
+        }
+    }
+    requeue
+}
+
+/// Buffers gathered for one packet: chains (`heads`), segments, log entries.
+struct RxBufs {
+    heads: usize,
+    segs: usize,
+    log_num: usize,
+}
+
+/// `get_rx_bufs()`: takes chains until they hold `len` bytes, at most `quota` of them.
+/// `Ok(None)` when the guest has not made enough available (all are given back);
+/// `heads == 0` when the packet can never fit (vhost-net drops it).
+fn get_rx_bufs(
+    vq: &mut Vq,
+    mem: &UserMem<'_>,
+    len: u64,
+    quota: usize,
+    logging: bool,
+) -> Result<Option<RxBufs>, RingError> {
+    let (mut heads, mut segs, mut log_num) = (0usize, 0usize, 0usize);
+    let mut datalen = len;
+    while datalen > 0 && heads < quota {
+        let chain = {
+            let (iov, log) = (&mut vq.iov[segs..], &mut vq.log[log_num..]);
+            let mut buf = ChainBuf {
+                iov,
+                log: logging.then_some(log),
+            };
+            vq.ring.get_desc(mem, &mut buf)
+        };
+        let chain = match chain {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                vq.ring.discard(heads as u16);
+                return Ok(None);
+            }
+            Err(e) => {
+                vq.ring.discard(heads as u16);
+                return Err(e);
+            }
+        };
+        if chain.out_num != 0 || chain.in_num == 0 {
+            // As get_rx_bufs(): the bad chain stays consumed, the earlier ones go back.
+            vq.ring.discard(heads as u16);
+            return Err(RingError::OutAfterIn);
+        }
+        let size: u64 = vq.iov[segs..segs + chain.in_num]
+            .iter()
+            .map(|s| s.len)
+            .sum();
+        let used = size.min(datalen);
+        vq.heads[heads] = (u32::from(chain.head), used as u32);
+        datalen -= used;
+        segs += chain.in_num;
+        log_num += chain.log_num;
+        heads += 1;
+    }
+    if datalen > 0 {
+        // Does not fit even in `quota` buffers: give them back; the caller drops the packet.
+        vq.ring.discard(heads as u16);
+        return Ok(Some(RxBufs {
+            heads: 0,
+            segs: 0,
+            log_num: 0,
+        }));
+    }
+    Ok(Some(RxBufs {
+        heads,
+        segs,
+        log_num,
+    }))
+}
+
+/// After a packet landed in the guest: the header vhost provides (zeroed, as vhost-net
+/// writes `GSO_NONE`), `num_buffers` for mergeable buffers, and the dirty log.
+fn rx_fixup(
+    vq: &Vq,
+    hdr: &[Iov],
+    heads: usize,
+    vhost_len: usize,
+    mergeable: bool,
+    log_num: usize,
+) -> Result<(), RingError> {
+    if vq.vhost_hlen > 0 {
+        let zero = [0u8; HDR_MAX];
+        write_at(hdr, 0, &zero[..vq.vhost_hlen]).map_err(|_| RingError::Fault)?;
+    }
+    if mergeable {
+        // `num_buffers` follows the 10-byte `struct virtio_net_hdr` (5.1.6).
+        write_at(hdr, 10, &(heads as u16).to_le_bytes()).map_err(|_| RingError::Fault)?;
+    }
+    if vq.has_feature(VHOST_F_LOG_ALL) {
+        // vhost_log_write(): mark the pages of the bytes actually written.
+        let mut left = vhost_len as u64;
+        for e in &vq.log[..log_num] {
+            if left == 0 {
+                break;
+            }
+            let l = e.len.min(left);
+            let _ = mem::log_write(vq.log_base, e.gpa, l);
+            left -= l;
+        }
+    }
+    Ok(())
 }

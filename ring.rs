@@ -118,7 +118,9 @@ pub(crate) trait GuestMemory {
     fn mb(&self);
 }
 
-/// One translated segment of a buffer: `len` bytes at owner address `addr`.
+/// One translated segment of a buffer: `len` bytes at owner address `addr`. Laid out as
+/// `struct iovec` on 64-bit, so a slice of these is handed to the socket as is.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Iov {
     pub(crate) addr: u64,

@@ -7,6 +7,7 @@
 //! can use it with `-netdev tap,vhost=on,vhostfd=N`.
 
 mod dev;
+mod guest;
 mod mem;
 mod net;
 mod ring;
@@ -52,6 +53,10 @@ impl MiscDevice for net::VhostNet {
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
         Arc::pin_init(net::VhostNet::new(), GFP_KERNEL)
+    }
+
+    fn release(device: Arc<Self>, _file: &File) {
+        device.release();
     }
 
     fn ioctl(me: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {

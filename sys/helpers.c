@@ -7,6 +7,12 @@
 #include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/if_packet.h>
+#include <linux/if_vlan.h>
+#include <linux/kthread.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/vhost_task.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
 #include <linux/if_tap.h>
 #include <linux/if_tun.h>
 #include <linux/mm.h>
@@ -126,6 +132,11 @@ void vhost_rs_sockfd_put(struct socket *sock)
 	sockfd_put(sock);
 }
 
+struct file *vhost_rs_sock_file(struct socket *sock)
+{
+	return sock->file;
+}
+
 unsigned int vhost_rs_sock_poll(struct socket *sock)
 {
 	return (__force unsigned int)vfs_poll(sock->file, NULL);
@@ -167,4 +178,231 @@ int vhost_rs_set_bit_to_user(int nr, u64 addr)
 void vhost_rs_cond_resched(void)
 {
 	cond_resched();
+}
+
+void vhost_rs_set_running(void)
+{
+	__set_current_state(TASK_RUNNING);
+}
+
+/* struct vhost_poll, without the work item: the wakeup calls back into Rust. */
+struct vhost_rs_poll {
+	poll_table table;
+	wait_queue_head_t *wqh;
+	wait_queue_entry_t wait;
+	__poll_t mask;
+	const void *data;
+	unsigned int bit;
+};
+
+/* vhost_poll_wakeup(): runs under the waitqueue lock; the callback only flags and wakes. */
+static int vhost_rs_poll_wakeup(wait_queue_entry_t *wait, unsigned int mode, int sync, void *key)
+{
+	struct vhost_rs_poll *poll = container_of(wait, struct vhost_rs_poll, wait);
+
+	if (!(key_to_poll(key) & poll->mask))
+		return 0;
+	vhost_rs_poll_wake(poll->data, poll->bit);
+	return 0;
+}
+
+/* vhost_poll_func(): hooks the entry onto the file's queue during vfs_poll(). */
+static void vhost_rs_poll_func(struct file *file, wait_queue_head_t *wqh, poll_table *pt)
+{
+	struct vhost_rs_poll *poll = container_of(pt, struct vhost_rs_poll, table);
+
+	poll->wqh = wqh;
+	add_wait_queue(wqh, &poll->wait);
+}
+
+struct vhost_rs_poll *vhost_rs_poll_alloc(unsigned int mask, const void *data, unsigned int bit)
+{
+	struct vhost_rs_poll *poll = kzalloc(sizeof(*poll), GFP_KERNEL);
+
+	if (!poll)
+		return NULL;
+	init_waitqueue_func_entry(&poll->wait, vhost_rs_poll_wakeup);
+	init_poll_funcptr(&poll->table, vhost_rs_poll_func);
+	poll->mask = (__force __poll_t)mask;
+	poll->data = data;
+	poll->bit = bit;
+	return poll;
+}
+
+/* vhost_poll_start(): an already-ready file wakes at once; an erroring one is refused. */
+int vhost_rs_poll_start(struct vhost_rs_poll *poll, struct file *file)
+{
+	__poll_t mask;
+
+	if (poll->wqh)
+		return 0;
+	mask = vfs_poll(file, &poll->table);
+	if (mask & poll->mask)
+		vhost_rs_poll_wake(poll->data, poll->bit);
+	if (mask & EPOLLERR) {
+		vhost_rs_poll_stop(poll);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void vhost_rs_poll_stop(struct vhost_rs_poll *poll)
+{
+	if (poll->wqh) {
+		remove_wait_queue(poll->wqh, &poll->wait);
+		poll->wqh = NULL;
+	}
+}
+
+void vhost_rs_poll_free(struct vhost_rs_poll *poll)
+{
+	vhost_rs_poll_stop(poll);
+	kfree(poll);
+}
+
+/*
+ * The worker. With fork_owner (VHOST_FORK_OWNER_TASK) it is a vhost_task: a thread of the
+ * owner, sharing its mm, files and signals, killed with it. Otherwise a kthread that adopts
+ * the owner's mm (vhost_run_work_kthread_list()).
+ */
+struct vhost_rs_worker {
+	struct vhost_task *vtsk;
+	struct task_struct *kthread;
+	struct mm_struct *mm;
+	const void *data;
+};
+
+static bool vhost_rs_task_fn(void *data)
+{
+	struct vhost_rs_worker *w = data;
+
+	return vhost_rs_worker_run(w->data);
+}
+
+static void vhost_rs_task_killed(void *data)
+{
+	struct vhost_rs_worker *w = data;
+
+	vhost_rs_worker_killed(w->data);
+}
+
+static int vhost_rs_kthread_fn(void *data)
+{
+	struct vhost_rs_worker *w = data;
+
+	kthread_use_mm(w->mm);
+	for (;;) {
+		/* mb paired w/ kthread_stop */
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop()) {
+			__set_current_state(TASK_RUNNING);
+			break;
+		}
+		if (!vhost_rs_worker_run(w->data))
+			schedule();
+	}
+	kthread_unuse_mm(w->mm);
+	return 0;
+}
+
+int vhost_rs_worker_create(bool fork_owner, const void *data, struct vhost_rs_worker **out)
+{
+	struct vhost_rs_worker *w = kzalloc(sizeof(*w), GFP_KERNEL);
+	char name[TASK_COMM_LEN];
+
+	if (!w)
+		return -ENOMEM;
+	w->data = data;
+	snprintf(name, sizeof(name), "vhost-%d", current->pid);
+	if (fork_owner) {
+		struct vhost_task *vtsk = vhost_task_create(vhost_rs_task_fn, vhost_rs_task_killed,
+							    w, name);
+
+		if (IS_ERR(vtsk)) {
+			kfree(w);
+			return PTR_ERR(vtsk);
+		}
+		w->vtsk = vtsk;
+		vhost_task_start(vtsk);
+	} else {
+		struct task_struct *task;
+
+		w->mm = get_task_mm(current);
+		if (!w->mm) {
+			kfree(w);
+			return -EINVAL;
+		}
+		task = kthread_create(vhost_rs_kthread_fn, w, "%s", name);
+		if (IS_ERR(task)) {
+			mmput(w->mm);
+			kfree(w);
+			return PTR_ERR(task);
+		}
+		get_task_struct(task);
+		w->kthread = task;
+		wake_up_process(task);
+	}
+	*out = w;
+	return 0;
+}
+
+void vhost_rs_worker_wake(struct vhost_rs_worker *w)
+{
+	if (w->vtsk)
+		vhost_task_wake(w->vtsk);
+	else
+		wake_up_process(w->kthread);
+}
+
+/* Waits for the worker to finish its current round and exit, then frees it. */
+void vhost_rs_worker_stop(struct vhost_rs_worker *w)
+{
+	if (w->vtsk) {
+		vhost_task_stop(w->vtsk);
+	} else {
+		kthread_stop(w->kthread);
+		put_task_struct(w->kthread);
+		mmput(w->mm);
+	}
+	kfree(w);
+}
+
+/* sock->ops->sendmsg on the owner's memory, never blocking (handle_tx_copy()). */
+int vhost_rs_sock_sendmsg(struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len)
+{
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+
+	iov_iter_init(&msg.msg_iter, ITER_SOURCE, iov, nr, len);
+	return sock->ops->sendmsg(sock, &msg, len);
+}
+
+/* sock->ops->recvmsg into the owner's memory; MSG_TRUNC returns the full length. */
+int vhost_rs_sock_recvmsg(struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len)
+{
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_TRUNC };
+
+	iov_iter_init(&msg.msg_iter, ITER_DEST, iov, nr, len);
+	return sock->ops->recvmsg(sock, &msg, len, MSG_DONTWAIT | MSG_TRUNC);
+}
+
+/* peek_head_len() without the ptr_ring fast path: the next packet's length, or 0. */
+int vhost_rs_sock_peek_len(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct sk_buff *head;
+	int len = 0;
+	unsigned long flags;
+
+	if (sock->ops->peek_len)
+		return sock->ops->peek_len(sock);
+
+	spin_lock_irqsave(&sk->sk_receive_queue.lock, flags);
+	head = skb_peek(&sk->sk_receive_queue);
+	if (likely(head)) {
+		len = head->len;
+		if (skb_vlan_tag_present(head))
+			len += VLAN_HLEN;
+	}
+	spin_unlock_irqrestore(&sk->sk_receive_queue.lock, flags);
+	return len;
 }

@@ -26,10 +26,36 @@ int vhost_rs_get_raw_socket(int fd, struct socket **out);
 int vhost_rs_get_tap_socket(int fd, struct socket **out);
 void vhost_rs_sockfd_put(struct socket *sock);
 unsigned int vhost_rs_sock_poll(struct socket *sock);
+struct file *vhost_rs_sock_file(struct socket *sock);
 
 bool vhost_rs_access_ok(u64 addr, u64 size);
 u64 vhost_rs_clear_user(u64 addr, u64 len);
 int vhost_rs_set_bit_to_user(int nr, u64 addr);
 void vhost_rs_cond_resched(void);
+void vhost_rs_set_running(void);
+
+/* A wait-queue entry on a file's poll queue (struct vhost_poll in vhost.c). */
+struct vhost_rs_poll;
+struct vhost_rs_poll *vhost_rs_poll_alloc(unsigned int mask, const void *data, unsigned int bit);
+int vhost_rs_poll_start(struct vhost_rs_poll *poll, struct file *file);
+void vhost_rs_poll_stop(struct vhost_rs_poll *poll);
+void vhost_rs_poll_free(struct vhost_rs_poll *poll);
+/* Implemented in Rust (net.rs): called from the wakeup, in atomic context. */
+void vhost_rs_poll_wake(const void *data, unsigned int bit);
+
+/* The per-device worker: a vhost_task of the owner, or a kthread using its mm. */
+struct vhost_rs_worker;
+int vhost_rs_worker_create(bool fork_owner, const void *data, struct vhost_rs_worker **out);
+void vhost_rs_worker_wake(struct vhost_rs_worker *w);
+void vhost_rs_worker_stop(struct vhost_rs_worker *w);
+/* Implemented in Rust (net.rs): one round of work; true if it did any. */
+bool vhost_rs_worker_run(const void *data);
+/* Implemented in Rust (net.rs): the owner was killed; the worker is gone. */
+void vhost_rs_worker_killed(const void *data);
+
+struct iovec;
+int vhost_rs_sock_sendmsg(struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len);
+int vhost_rs_sock_recvmsg(struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len);
+int vhost_rs_sock_peek_len(struct socket *sock);
 
 #endif

@@ -4,12 +4,30 @@
 //! kernel objects it hands out (eventfd contexts, eventfd files, sockets). Every `unsafe`
 //! of the module outside the guest-memory accessor is here.
 
-use core::ptr::NonNull;
-use kernel::{error::to_result, fs::File, prelude::*, sync::aref::ARef};
+use crate::{net::VhostNet, ring::Iov};
+use core::{ffi::c_void, ptr::NonNull};
+use kernel::{
+    error::to_result,
+    fs::File,
+    prelude::*,
+    sync::{aref::ARef, SpinLockIrq},
+};
 
 /// Opaque `struct eventfd_ctx`.
 #[repr(C)]
 pub(crate) struct RawEventfdCtx {
+    _p: [u8; 0],
+}
+
+/// Opaque `struct vhost_rs_poll`.
+#[repr(C)]
+pub(crate) struct RawPoll {
+    _p: [u8; 0],
+}
+
+/// Opaque `struct vhost_rs_worker`.
+#[repr(C)]
+pub(crate) struct RawWorker {
     _p: [u8; 0],
 }
 
@@ -31,10 +49,26 @@ extern "C" {
     fn vhost_rs_get_tap_socket(fd: i32, out: *mut *mut RawSocket) -> i32;
     fn vhost_rs_sockfd_put(sock: *mut RawSocket);
     fn vhost_rs_sock_poll(sock: *mut RawSocket) -> u32;
+    fn vhost_rs_sock_file(sock: *mut RawSocket) -> *mut c_void;
     fn vhost_rs_access_ok(addr: u64, size: u64) -> bool;
     fn vhost_rs_clear_user(addr: u64, len: u64) -> u64;
     fn vhost_rs_set_bit_to_user(nr: i32, addr: u64) -> i32;
     fn vhost_rs_cond_resched();
+    fn vhost_rs_set_running();
+    fn vhost_rs_poll_alloc(mask: u32, data: *const c_void, bit: u32) -> *mut RawPoll;
+    fn vhost_rs_poll_start(poll: *mut RawPoll, file: *mut c_void) -> i32;
+    fn vhost_rs_poll_stop(poll: *mut RawPoll);
+    fn vhost_rs_poll_free(poll: *mut RawPoll);
+    fn vhost_rs_worker_create(
+        fork_owner: bool,
+        data: *const c_void,
+        out: *mut *mut RawWorker,
+    ) -> i32;
+    fn vhost_rs_worker_wake(w: *mut RawWorker);
+    fn vhost_rs_worker_stop(w: *mut RawWorker);
+    fn vhost_rs_sock_sendmsg(sock: *mut RawSocket, iov: *const Iov, nr: usize, len: usize) -> i32;
+    fn vhost_rs_sock_recvmsg(sock: *mut RawSocket, iov: *const Iov, nr: usize, len: usize) -> i32;
+    fn vhost_rs_sock_peek_len(sock: *mut RawSocket) -> i32;
 }
 
 /// Module parameters (declared in C so that they appear in sysfs, as vhost's do).
@@ -168,4 +202,187 @@ pub(crate) fn set_bit_to_user(nr: i32, addr: u64) -> Result {
 pub(crate) fn cond_resched() {
     // SAFETY: called from process context without spinlocks held.
     unsafe { vhost_rs_cond_resched() }
+}
+
+/// Marks the running worker as busy (`__set_current_state(TASK_RUNNING)`): the worker loop
+/// calls us in `TASK_INTERRUPTIBLE`, and work that may sleep must not run in that state.
+pub(crate) fn set_running() {
+    // SAFETY: changes the current task's state only; no preconditions.
+    unsafe { vhost_rs_set_running() }
+}
+
+/// `EPOLLIN`, `EPOLLOUT`, `EPOLLERR` as poll masks.
+pub(crate) const EPOLLIN: u32 = 0x1;
+pub(crate) const EPOLLOUT: u32 = 0x4;
+pub(crate) const EPOLLERR: u32 = 0x8;
+
+/// A wait-queue entry that calls [`VhostNet::poll_wake`] with `bit` when the file it is
+/// started on becomes ready for `mask` (vhost's `struct vhost_poll`).
+pub(crate) struct Poll(NonNull<RawPoll>);
+
+// SAFETY: the entry is only touched under the waitqueue's lock (by the kernel) or by its
+// owner holding `&mut` (start/stop through the device mutex).
+unsafe impl Send for Poll {}
+// SAFETY: as above; `&Poll` gives no access.
+unsafe impl Sync for Poll {}
+
+impl Poll {
+    /// # Safety
+    ///
+    /// `net` must outlive the returned `Poll`: the poll is owned by `net` itself (stopped at
+    /// the latest when `net`'s fields are dropped), so that every wakeup finds it alive.
+    pub(crate) unsafe fn new(net: &VhostNet, mask: u32, bit: u32) -> Result<Self> {
+        let data = core::ptr::from_ref(net).cast::<c_void>();
+        // SAFETY: allocation only; `data` is stored, and dereferenced by the wakeup only
+        // while the poll is started, which the caller's contract covers.
+        let raw = unsafe { vhost_rs_poll_alloc(mask, data, bit) };
+        NonNull::new(raw).map(Self).ok_or(ENOMEM)
+    }
+
+    /// Starts polling `file` (a no-op if already started): a file that is already ready
+    /// wakes at once, one that polls as an error is `EINVAL` (`vhost_poll_start()`). The
+    /// caller stops the poll before `file` may be released.
+    pub(crate) fn start(&mut self, file: &File) -> Result {
+        // SAFETY: `self.0` is valid until drop; `file` is a live file; the caller stops the
+        // poll before dropping its reference to `file`.
+        to_result(unsafe { vhost_rs_poll_start(self.0.as_ptr(), file.as_ptr().cast()) })
+    }
+
+    /// Stops polling; on return no wakeup of this entry is running or will run.
+    pub(crate) fn stop(&mut self) {
+        // SAFETY: `self.0` is valid until drop; removal takes the waitqueue's lock.
+        unsafe { vhost_rs_poll_stop(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for Poll {
+    fn drop(&mut self) {
+        // SAFETY: we own the allocation; free stops the poll first.
+        unsafe { vhost_rs_poll_free(self.0.as_ptr()) }
+    }
+}
+
+/// The device's worker thread: a `vhost_task` of the owner, or a kthread using the owner's
+/// mm, calling [`VhostNet::worker_run`] whenever woken.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Worker {
+    /// The running worker; the lock orders `wake` against `stop`, so a wakeup never sees a
+    /// freed worker.
+    #[pin]
+    raw: SpinLockIrq<Option<NonNull<RawWorker>>>,
+}
+
+// SAFETY: the raw worker is only used under the spinlock.
+unsafe impl Send for Worker {}
+// SAFETY: as above.
+unsafe impl Sync for Worker {}
+
+impl Worker {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self { raw <- kernel::new_spinlock_irq!(None, "vhost_rs::Worker") })
+    }
+
+    /// Starts a worker for `net`, forked from the calling task (the owner) when `fork_owner`.
+    ///
+    /// # Safety
+    ///
+    /// `net` must outlive the worker: `self` is a field of `net`, and `net` stops it before
+    /// any of its other fields is dropped.
+    pub(crate) unsafe fn start(&self, net: &VhostNet, fork_owner: bool) -> Result {
+        let data = core::ptr::from_ref(net).cast::<c_void>();
+        let mut raw = core::ptr::null_mut();
+        // SAFETY: `raw` is a valid out-pointer; `data` stays valid per the contract.
+        to_result(unsafe { vhost_rs_worker_create(fork_owner, data, &mut raw) })?;
+        let raw = NonNull::new(raw).ok_or(ENOMEM)?;
+        let old = self.raw.lock().replace(raw);
+        if let Some(old) = old {
+            // SAFETY: `old` was a running worker we owned; no wakeup can reach it now.
+            unsafe { vhost_rs_worker_stop(old.as_ptr()) };
+        }
+        Ok(())
+    }
+
+    /// Wakes the worker, if there is one. Callable in atomic context.
+    pub(crate) fn wake(&self) {
+        let raw = self.raw.lock();
+        if let Some(w) = *raw {
+            // SAFETY: the worker is alive while it is in the slot (we hold the lock).
+            unsafe { vhost_rs_worker_wake(w.as_ptr()) };
+        }
+    }
+
+    /// Stops the worker and waits for it to exit. Must not be called by the worker itself,
+    /// nor with a lock held that the worker may take.
+    pub(crate) fn stop(&self) {
+        let raw = self.raw.lock().take();
+        if let Some(w) = raw {
+            // SAFETY: taken out of the slot, so no wake can use it; we own it.
+            unsafe { vhost_rs_worker_stop(w.as_ptr()) };
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Worker {
+    fn drop(self: Pin<&mut Self>) {
+        self.stop();
+    }
+}
+
+// The callbacks from helpers.c. Each `data` is the address of the `VhostNet` given to
+// `Poll::new` or `Worker::start`, which guarantee (by their contracts) that it is alive.
+
+#[no_mangle]
+extern "C" fn vhost_rs_poll_wake(data: *const c_void, bit: u32) {
+    // SAFETY: see above: `data` is a live `VhostNet`.
+    let net = unsafe { &*data.cast::<VhostNet>() };
+    net.poll_wake(bit);
+}
+
+#[no_mangle]
+extern "C" fn vhost_rs_worker_run(data: *const c_void) -> bool {
+    // SAFETY: see above: `data` is a live `VhostNet`.
+    let net = unsafe { &*data.cast::<VhostNet>() };
+    net.worker_run()
+}
+
+#[no_mangle]
+extern "C" fn vhost_rs_worker_killed(data: *const c_void) {
+    // SAFETY: see above: `data` is a live `VhostNet`.
+    let net = unsafe { &*data.cast::<VhostNet>() };
+    net.worker_killed();
+}
+
+impl Socket {
+    /// The socket's file, for polling.
+    pub(crate) fn file(&self) -> &File {
+        // SAFETY: a socket's file pointer is set at creation and stays valid while we hold
+        // the file reference taken by the lookup.
+        unsafe { File::from_raw_file(vhost_rs_sock_file(self.0.as_ptr()).cast()) }
+    }
+
+    /// Sends the owner memory described by `iov` as one packet, without blocking.
+    /// Returns the bytes sent or the socket's errno (`EAGAIN` when full).
+    pub(crate) fn sendmsg(&self, iov: &[Iov], len: usize) -> Result<usize> {
+        // SAFETY: `iov` is a valid array of `struct iovec`-layout entries (`Iov` is
+        // `repr(C)` {u64, u64}, and we are 64-bit); the addresses are user addresses,
+        // checked by the copy routines against the current mm, which is the owner's.
+        let r = unsafe { vhost_rs_sock_sendmsg(self.0.as_ptr(), iov.as_ptr(), iov.len(), len) };
+        usize::try_from(r).map_err(|_| Error::from_errno(r))
+    }
+
+    /// Receives the next packet into the owner memory described by `iov`, without
+    /// blocking. Returns the packet's full length (it may exceed `len`: truncated).
+    pub(crate) fn recvmsg(&self, iov: &[Iov], len: usize) -> Result<usize> {
+        // SAFETY: as for `sendmsg`.
+        let r = unsafe { vhost_rs_sock_recvmsg(self.0.as_ptr(), iov.as_ptr(), iov.len(), len) };
+        usize::try_from(r).map_err(|_| Error::from_errno(r))
+    }
+
+    /// The length of the next packet waiting, or 0.
+    pub(crate) fn peek_len(&self) -> usize {
+        // SAFETY: `self.0` is valid while we hold its file reference.
+        let r = unsafe { vhost_rs_sock_peek_len(self.0.as_ptr()) };
+        usize::try_from(r).unwrap_or(0)
+    }
 }
