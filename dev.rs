@@ -86,6 +86,13 @@ impl Vq {
         Ok(())
     }
 
+    /// `vhost_dev_free_iovecs()`
+    pub(crate) fn free_iovecs(&mut self) {
+        self.iov = KVec::new();
+        self.log = KVec::new();
+        self.heads = KVec::new();
+    }
+
     /// Takes on negotiated features: ring behaviour and header lengths.
     pub(crate) fn set_features(&mut self, features: Features, vhost_hlen: usize, sock_hlen: usize) {
         self.acked_features = features;

@@ -16,12 +16,20 @@ use crate::{
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
-/// Feature bits we offer, by word of the 128-bit feature array. A bit is offered only once
-/// its data path works; until then this is empty, where vhost_net.ko offers VHOST_FEATURES
-/// (NOTIFY_ON_EMPTY, INDIRECT_DESC, EVENT_IDX, LOG_ALL, ANY_LAYOUT, VERSION_1),
-/// VHOST_NET_F_VIRTIO_NET_HDR, MRG_RXBUF, ACCESS_PLATFORM, RING_RESET, IN_ORDER and the UDP
-/// tunnel GSO bits.
-const NET_FEATURES: Features = [0, 0];
+/// Feature bits we offer, by word of the 128-bit feature array: what the data path
+/// implements, the set vhost_net.ko offers for the same capabilities. It also offers
+/// ACCESS_PLATFORM (device IOTLB), RING_RESET, IN_ORDER and the UDP tunnel GSO bits, which
+/// we do not yet.
+const NET_FEATURES: Features = [
+    1 << VIRTIO_F_NOTIFY_ON_EMPTY
+        | 1 << VIRTIO_RING_F_INDIRECT_DESC
+        | 1 << VIRTIO_RING_F_EVENT_IDX
+        | 1 << VHOST_F_LOG_ALL
+        | 1 << VIRTIO_F_ANY_LAYOUT // the same bit as VHOST_NET_F_VIRTIO_NET_HDR
+        | 1 << VIRTIO_F_VERSION_1
+        | 1 << VIRTIO_NET_F_MRG_RXBUF,
+    0,
+];
 
 /// Backend features we offer: none yet (vhost_net.ko offers IOTLB_MSG_V2, which belongs to
 /// the device IOTLB that ACCESS_PLATFORM needs).
@@ -154,8 +162,13 @@ impl VhostNet {
             unsafe { self.worker.start(self, fork_owner) }
         })();
         if r.is_err() {
-            let _ = dev.stop_polls();
-            dev.cleanup();
+            // Undo what this call set up; state set before the owner (features) stays.
+            for vq in dev.vqs.iter_mut() {
+                vq.kick_poll = None;
+                vq.sock_poll = None;
+                vq.free_iovecs();
+            }
+            dev.owner = None;
         }
         r
     }
@@ -288,11 +301,11 @@ impl VhostNet {
                 let _ = enable_vq(vq);
                 return Err(e);
             }
-            // Process whatever the guest queued before the backend came.
-            self.pending.fetch_or(KICK << index, Ordering::AcqRel);
+            // No explicit wake: starting the socket poll wakes the worker exactly when
+            // vhost_poll_start() would (TX at once, the socket being writable; RX only
+            // with a packet waiting), so the rings see the same writes as with vhost-net.
             old
         };
-        self.worker.wake();
         drop(old);
         Ok(())
     }
@@ -474,6 +487,12 @@ fn handle_tx(dev: &mut Dev) -> bool {
     let (mut total, mut pkts, mut done) = (0usize, 0usize, 0usize);
     let mut requeue = false;
     loop {
+        // Every round counts towards the weight, as in the C do-while loop.
+        if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
+            requeue = true;
+            break;
+        }
+        pkts += 1;
         let chain = {
             let mut buf = ChainBuf {
                 iov: &mut vq.iov,
@@ -538,11 +557,6 @@ fn handle_tx(dev: &mut Dev) -> bool {
             done = 0;
         }
         total += len as usize;
-        pkts += 1;
-        if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
-            requeue = true;
-            break;
-        }
     }
     flush_used(vq, &mem, done);
     requeue
@@ -570,6 +584,12 @@ fn handle_rx(dev: &mut Dev) -> bool {
     let (mut total, mut pkts) = (0usize, 0usize);
     let mut requeue = false;
     while let Some(sock) = vq.backend.as_ref() {
+        // Every round counts towards the weight, dropped packets too.
+        if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
+            requeue = true;
+            break;
+        }
+        pkts += 1;
         let sock_len = sock.peek_len();
         if sock_len == 0 {
             break;
@@ -635,11 +655,6 @@ fn handle_rx(dev: &mut Dev) -> bool {
         }
         flush_used(vq, &mem, heads);
         total += vhost_len;
-        pkts += 1;
-        if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
-            requeue = true;
-            break;
-        }
     }
     requeue
 }
