@@ -627,9 +627,11 @@ fn handle_rx(dev: &mut Dev) -> bool {
             break;
         };
         if heads == 0 {
-            // Larger than the buffers may ever be (no MRG_RXBUF): drop it, as vhost-net
-            // does. An empty receive dequeues and frees the packet (tun and packet alike).
-            let _ = sock.recvmsg(&[], 0);
+            // Larger than the buffers may ever be (no MRG_RXBUF): drop it as vhost-net
+            // does, with a 1-byte MSG_TRUNC receive into the first buffer just given back
+            // (tun ignores an empty receive, leaving the packet queued). get_rx_bufs took
+            // at least one chain, so `iov[0]` is one of its non-empty segments.
+            let _ = sock.recvmsg(&vq.iov[..1], 1);
             continue;
         }
         // The header's segments, before skipping shortens them: at most 12 bytes, so at
