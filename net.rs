@@ -580,6 +580,8 @@ fn handle_rx(dev: &mut Dev) -> bool {
         vq.error("RX: disabling notification", e);
     }
     let mergeable = vq.has_feature(VIRTIO_NET_F_MRG_RXBUF);
+    // A VERSION_1 header always has num_buffers (5.1.6), mergeable or not.
+    let set_num_buffers = mergeable || vq.has_feature(VIRTIO_F_VERSION_1);
     let logging = vq.has_feature(VHOST_F_LOG_ALL);
     let (mut total, mut pkts) = (0usize, 0usize);
     let mut requeue = false;
@@ -651,7 +653,7 @@ fn handle_rx(dev: &mut Dev) -> bool {
                 continue;
             }
         }
-        if let Err(e) = rx_fixup(vq, &hdr[..nhdr], heads, vhost_len, mergeable, log_num) {
+        if let Err(e) = rx_fixup(vq, &hdr[..nhdr], heads, vhost_len, set_num_buffers, log_num) {
             vq.error("RX: writing the virtio-net header", e);
             break;
         }
@@ -733,20 +735,20 @@ fn get_rx_bufs(
 }
 
 /// After a packet landed in the guest: the header vhost provides (zeroed, as vhost-net
-/// writes `GSO_NONE`), `num_buffers` for mergeable buffers, and the dirty log.
+/// writes `GSO_NONE`), `num_buffers` (mergeable buffers or VERSION_1), and the dirty log.
 fn rx_fixup(
     vq: &Vq,
     hdr: &[Iov],
     heads: usize,
     vhost_len: usize,
-    mergeable: bool,
+    set_num_buffers: bool,
     log_num: usize,
 ) -> Result<(), RingError> {
     if vq.vhost_hlen > 0 {
         let zero = [0u8; HDR_MAX];
         write_at(hdr, 0, &zero[..vq.vhost_hlen]).map_err(|_| RingError::Fault)?;
     }
-    if mergeable {
+    if set_num_buffers {
         // `num_buffers` follows the 10-byte `struct virtio_net_hdr` (5.1.6).
         write_at(hdr, 10, &(heads as u16).to_le_bytes()).map_err(|_| RingError::Fault)?;
     }
