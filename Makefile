@@ -6,6 +6,7 @@
 #   make kernel       build (or reuse) the cached test kernel; make -s kernel-dir prints it
 #   make              build vhost-rs.ko against $(KDIR) (default: the test kernel)
 #   make check        every test: host unit tests, then the VM tests against both devices
+#   make install      install vhost-rs.ko (modules_install) and the udev rule
 #   make CLIPPY=1     build with clippy; make fmt / make fmt-check for rustfmt
 
 REPO := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
@@ -36,6 +37,13 @@ kernel-dir:
 check:
 	@$(REPO)scripts/check.sh
 
+# Installs the module for the running kernel (or KDIR's) and the udev rule; run as root.
+INSTALL_MOD_DIR ?= extra
+install: vhost-rs.ko
+	$(KMAKE) INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) $(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR)) modules_install
+	install -D -m 0644 $(REPO)udev/60-vhost-rs.rules $(DESTDIR)/etc/udev/rules.d/60-vhost-rs.rules
+	@command -v udevadm >/dev/null && udevadm control --reload-rules || true
+
 bench demo:
 	@echo "make $@: not built yet (see README.md, status table)" >&2; exit 1
 
@@ -52,4 +60,4 @@ clean:
 	$(KMAKE) clean
 	$(MAKE) -C $(REPO)tests clean
 
-.PHONY: all setup kernel kernel-dir check bench demo fmt fmt-check clean
+.PHONY: all setup kernel kernel-dir check install bench demo fmt fmt-check clean
