@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 #    starts udevd when it exists, which slows every test boot by a minute or more.
 pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev cpio kmod
 	dwarves rsync qemu-system-x86 busybox-static iproute2 make gcc libc6-dev xz-utils
-	python3-pip ethtool tcpdump)
+	python3-venv ethtool tcpdump)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -29,17 +29,18 @@ if ! bindgen --version 2>/dev/null | grep -q " $BINDGEN_VERSION"; then
 	cargo install --quiet --locked "bindgen-cli@$BINDGEN_VERSION" 2>&1 | tail -5 >&2
 fi
 
-# 3. virtme-ng from PyPI: boots the test kernel with the host's root file system.
-if ! vng --version 2>/dev/null | grep -q "$VIRTME_NG_VERSION"; then
+# 3. virtme-ng from PyPI, in a venv of its own under the cache: it then works whichever
+#    python3 and pip the caller's PATH finds (bookworm's pip refuses system installs).
+venv=$VHOST_RS_CACHE/venv
+if ! "$venv/bin/vng" --version 2>/dev/null | grep -q "$VIRTME_NG_VERSION"; then
 	step "installing virtme-ng $VIRTME_NG_VERSION from PyPI"
-	pip install -q --root-user-action=ignore --disable-pip-version-check "virtme-ng==$VIRTME_NG_VERSION" >/dev/null
-	hash -r
+	rm -rf "$venv"
+	python3 -m venv "$venv" >/dev/null
+	"$venv/bin/pip" install -q --disable-pip-version-check "virtme-ng==$VIRTME_NG_VERSION" >/dev/null
 fi
-# vng must be reachable from make and CI whatever their PATH: link it next to the system's.
-vng_bin=$(python3 -c 'import sysconfig;print(sysconfig.get_path("scripts"))')/vng
-[ -x "$vng_bin" ] || vng_bin=$(command -v vng)
+# vng must be reachable from make and CI whatever their PATH.
 for t in vng virtme-configkernel virtme-run; do
-	[ -x "/usr/local/bin/$t" ] || ln -sf "$(dirname "$vng_bin")/$t" "/usr/local/bin/$t"
+	[ "$(readlink "/usr/local/bin/$t" 2>/dev/null)" = "$venv/bin/$t" ] || ln -sf "$venv/bin/$t" "/usr/local/bin/$t"
 done
 
 # 4. Kernel source and Rust library source from trixie(-backports), through a private apt
