@@ -53,11 +53,6 @@ const BATCH: usize = 64;
 /// The largest virtio-net header (`struct virtio_net_hdr_mrg_rxbuf`).
 const HDR_MAX: usize = 12;
 
-/// Error values a non-blocking send may return when the socket is full for now.
-const EAGAIN: i32 = 11;
-const ENOMEM_: i32 = 12;
-const ENOBUFS_: i32 = 105;
-
 /// Largest feature-array tail we scan between two scheduling points.
 const RESCHED_EVERY: u64 = 4096;
 
@@ -538,8 +533,8 @@ fn handle_tx(dev: &mut Dev) -> bool {
             break;
         };
         match sock.sendmsg(&vq.iov[first..out], payload) {
-            Err(e) if matches!(e.to_errno(), x if x == -EAGAIN || x == -ENOMEM_ || x == -ENOBUFS_) =>
-            {
+            // The errors a non-blocking send gives while the socket is full for now.
+            Err(e) if e == EAGAIN || e == ENOMEM || e == ENOBUFS => {
                 // Full for now: give the chain back and wait for the socket to drain.
                 vq.ring.discard(1);
                 if let (Some(poll), Some(sock)) = (vq.sock_poll.as_mut(), vq.backend.as_ref()) {
