@@ -6,6 +6,7 @@
 #   make kernel       build (or reuse) the cached test kernel; make -s kernel-dir prints it
 #   make              build vhost-rs.ko against $(KDIR) (default: the test kernel)
 #   make check        every test: host unit tests, then the VM tests against both devices
+#   make demo         a real QEMU guest networking through /dev/vhost-rs-net (nested, in the VM)
 #   make install      install vhost-rs.ko (modules_install) and the udev rule
 #   make CLIPPY=1     build with clippy; make fmt / make fmt-check for rustfmt
 
@@ -44,7 +45,12 @@ install: vhost-rs.ko
 	install -D -m 0644 $(REPO)udev/60-vhost-rs.rules $(DESTDIR)/etc/udev/rules.d/60-vhost-rs.rules
 	@command -v udevadm >/dev/null && udevadm control --reload-rules || true
 
-bench demo:
+# A real QEMU guest (nested, in the test VM) networking through /dev/vhost-rs-net, then
+# through /dev/vhost-net for comparison.
+demo:
+	@$(REPO)scripts/demo.sh
+
+bench:
 	@echo "make $@: not built yet (see README.md, status table)" >&2; exit 1
 
 KSRC = $(shell . $(REPO)scripts/common.sh && kernel_src)

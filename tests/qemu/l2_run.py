@@ -1,0 +1,551 @@
+#!/usr/bin/env python3
+"""One L2 guest over one vhost backend, inside the test VM (L1); and the demo's summary.
+
+    l2_run.py run --dev /dev/vhost-rs-net --name vhost-rs --kernel K --initrd I \
+                  --payload FILE --logdir DIR --out RESULT.json
+    l2_run.py summary RESULT.json...
+
+`run` makes tap0 (10.99.0.1/24), opens the device and hands it to QEMU as vhostfd
+(`-netdev tap,...,vhost=on,vhostfd=N`), boots the L2 guest under nested KVM and plays the
+L1 end of its test (tests/qemu/init.sh): it answers the ping, sends the payload (L1->L2),
+receives it back (L2->L1), and times both on its side. While the guest runs it checks that
+QEMU really holds the device open and that the device's worker thread `vhost-<qemu pid>`
+exists and does work. A boot that dies with QEMU's `KVM internal error` (nested KVM on
+emulated SVM is not fully reliable, see shared/PLATFORM.md) is retried once; both are
+counted. Writes the result as JSON and exits 0 when everything passed.
+
+`summary` prints the table of several results and the vhost-rs / vhost-net ratios.
+"""
+import argparse
+import hashlib
+import json
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+L1_ADDR = "10.99.0.1"
+L2_ADDR = "10.99.0.2"
+TAP = "tap0"
+TX_PORT = 5001  # L2 -> L1
+RX_PORT = 5002  # L1 -> L2
+KVM_ERROR = "KVM internal error"
+# QEMU says this when vhost cannot start and it moves the queues to its own userspace
+# virtio-net: the guest would still work, but not through the device under test.
+VHOST_FALLBACK = re.compile(r"unable to start vhost net|falling back on userspace|"
+                            r"vhost-net requested but could not be initialized|"
+                            r"vhost.*(failed|error)", re.I)
+
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def ip(*args, check=True):
+    return subprocess.run(["ip", *args], check=check, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def tap_setup():
+    ip("link", "del", TAP, check=False)
+    ip("tuntap", "add", "dev", TAP, "mode", "tap")
+    ip("addr", "add", f"{L1_ADDR}/24", "dev", TAP)
+    ip("link", "set", TAP, "up")
+
+
+def tap_stats():
+    d = f"/sys/class/net/{TAP}/statistics"
+    out = {}
+    for k in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_dropped", "tx_dropped"):
+        try:
+            with open(f"{d}/{k}") as f:
+                out[k] = int(f.read())
+        except OSError:
+            pass
+    return out
+
+
+class Peer:
+    """The L1 end of the two bulk transfers; each runs in its own thread and times itself."""
+
+    def __init__(self, payload, tmo, accept_tmo):
+        self.payload = payload
+        self.tmo = tmo
+        self.res = {"l1_to_l2": None, "l2_to_l1": None}
+        self.socks = []
+        for port in (RX_PORT, TX_PORT):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((L1_ADDR, port))
+            s.listen(1)
+            s.settimeout(accept_tmo)
+            self.socks.append(s)
+        self.threads = [threading.Thread(target=self._send, args=(self.socks[0],), daemon=True),
+                        threading.Thread(target=self._recv, args=(self.socks[1],), daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _send(self, ls):
+        r = {"ok": False}
+        try:
+            c, _ = ls.accept()
+            t0 = time.monotonic()
+            c.settimeout(self.tmo)
+            c.sendall(self.payload)
+            c.shutdown(socket.SHUT_WR)
+            # The guest's nc ends (and closes) once it has written the whole stream out.
+            while c.recv(65536):
+                pass
+            r.update(ok=True, bytes=len(self.payload), secs=time.monotonic() - t0)
+            c.close()
+        except OSError as e:
+            r["error"] = f"L1->L2 on port {RX_PORT}: {e!r}"
+        self.res["l1_to_l2"] = r
+
+    def _recv(self, ls):
+        r = {"ok": False}
+        n = 0
+        h = hashlib.sha256()
+        try:
+            c, _ = ls.accept()
+            t0 = time.monotonic()
+            c.settimeout(self.tmo)
+            while True:
+                b = c.recv(1 << 20)
+                if not b:
+                    break
+                n += len(b)
+                h.update(b)
+            secs = time.monotonic() - t0
+            c.close()
+            r.update(ok=True, bytes=n, secs=secs, sha256=h.hexdigest())
+        except OSError as e:
+            r.update(error=f"L2->L1 on port {TX_PORT}: {e!r} after {n} bytes", bytes=n)
+        self.res["l2_to_l1"] = r
+
+    def close(self):
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # wakes a thread still in accept()
+            except OSError:
+                pass
+            s.close()
+
+
+def reader(stream, logf, q, tag):
+    """Copies QEMU's stdout (the L2 console) or stderr to a log and posts each line."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        logf.write(f"{time.monotonic() - T0:9.3f} {line}\n")
+        logf.flush()
+        q.put((tag, line))
+    q.put((tag, None))
+
+
+def qemu_evidence(pid, dev):
+    """What L1 sees of the backend inside QEMU: the open device and the worker thread."""
+    ev = {"fd": None, "fdinfo": None, "worker": None, "threads": []}
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == dev:
+                    ev["fd"] = int(fd)
+                    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                        ev["fdinfo"] = f.read().strip()
+            except OSError:
+                pass
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            ev["threads"].append(comm)
+            if comm == f"vhost-{pid}":
+                ev["worker"] = int(tid)
+    except OSError as e:
+        ev["error"] = repr(e)
+    # A kthread worker (fork_from_owner=N) is no thread of QEMU: look for it in ps.
+    if ev["worker"] is None:
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    with open(f"/proc/{p}/comm") as f:
+                        if f.read().strip() == f"vhost-{pid}":
+                            ev["worker"] = int(p)
+                            ev["worker_kthread"] = True
+                except OSError:
+                    pass
+    return ev
+
+
+def cpu_ticks(tid):
+    """utime + stime of a task, in clock ticks (None once it is gone)."""
+    try:
+        with open(f"/proc/{tid}/stat") as f:
+            s = f.read()
+        fields = s[s.rindex(")") + 2:].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_once(a, payload, attempt):
+    name = a.name
+    res = {"attempt": attempt, "failures": [], "kvm_error": False, "boot_hang": False}
+    peer = Peer(payload, a.xfer_timeout, a.timeout)
+    fd = os.open(a.dev, os.O_RDWR)
+    append = (f"console=ttyS0 quiet panic=-1 vhdemo.run=demo vhdemo.addr={L2_ADDR}/24 "
+              f"vhdemo.peer={L1_ADDR} vhdemo.rxport={RX_PORT} vhdemo.txport={TX_PORT} "
+              f"vhdemo.ping={a.ping} vhdemo.timeout={a.xfer_timeout}")
+    cmd = [a.qemu, "-machine", "pc,accel=kvm", "-cpu", "kvm64", "-smp", "1", "-m", a.l2_mem,
+           "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+           "-serial", "stdio", "-no-reboot",
+           "-kernel", a.kernel, "-initrd", a.initrd, "-append", append,
+           "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=on,vhostfd={fd}",
+           "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:02"]
+    res["cmd"] = " ".join(cmd)
+    base = f"{a.logdir}/{name}.{attempt}"
+    conf, errf = open(f"{base}.console.log", "w"), open(f"{base}.qemu-stderr.log", "w")
+    res["logs"] = [conf.name, errf.name]
+    t_start = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, pass_fds=(fd,))
+    os.close(fd)  # QEMU's copy is the only one now: its exit releases the device.
+    res["qemu_pid"] = p.pid
+    log(f"{name}: attempt {attempt}: QEMU pid {p.pid} started, L2 booting "
+        f"(vhostfd={fd} on {a.dev})")
+    q = queue.Queue()
+    for stream, f, tag in ((p.stdout, conf, "out"), (p.stderr, errf, "err")):
+        threading.Thread(target=reader, args=(stream, f, q, tag), daemon=True).start()
+
+    deadline = t_start + a.timeout
+    last_note = t_start
+    open_streams = 2
+    stderr_tail = []
+    ev = None
+    worker_t0 = None
+    while open_streams:
+        try:
+            tag, line = q.get(timeout=5)
+        except queue.Empty:
+            now = time.monotonic()
+            if "init_s" not in res and now - t_start > a.boot_timeout and not res["boot_hang"]:
+                # The L2 kernel never reached /init: the backend has had no part yet (QEMU
+                # only opened it; virtio_net is loaded by init.sh), so this is nested KVM
+                # again, hanging instead of failing. How busy L2's QEMU was says which way.
+                res["boot_hang"] = True
+                cpu = cpu_ticks(p.pid)
+                log(f"{name}: L2 did not reach /init in {a.boot_timeout} s (QEMU used "
+                    f"{(cpu or 0) / os.sysconf('SC_CLK_TCK'):.0f} s of CPU; no console "
+                    f"output); killing this boot")
+                p.kill()
+            elif now > deadline:
+                res["failures"].append(f"timeout: the guest did not finish in {a.timeout} s")
+                log(f"{name}: timeout after {a.timeout} s, killing QEMU")
+                p.kill()
+                deadline = float("inf")
+            elif now - last_note >= 30:
+                stage = "booting" if "boot_s" not in res else "running"
+                log(f"{name}: ... still {stage} ({now - t_start:.0f} s)")
+                last_note = now
+            continue
+        if line is None:
+            open_streams -= 1
+            continue
+        now = time.monotonic()
+        if tag == "err":
+            stderr_tail = (stderr_tail + [line])[-30:]
+            if KVM_ERROR in line and not res["kvm_error"]:
+                res["kvm_error"] = True
+                log(f"{name}: QEMU: {line.strip()} (nested KVM), killing this boot")
+                p.kill()  # QEMU stops the VM but stays alive after an internal error
+            elif VHOST_FALLBACK.search(line):
+                res["failures"].append(f"QEMU stderr: {line.strip()}")
+            continue
+        if "L2-dmesg:" in line:
+            res.setdefault("l2_dmesg", []).append(line.split("L2-dmesg:", 1)[1].strip())
+            continue
+        m = re.search(r"L2: (\S+)(.*)", line)
+        if not m:
+            continue
+        key, rest = m.group(1), m.group(2).strip()
+        kv = dict(re.findall(r"(\w+)=(\S+)", rest))
+        last_note = now
+        if key == "FAIL":
+            res["failures"].append(f"L2: {rest}")
+            log(f"{name}: L2 FAILED: {rest}")
+        elif key == "init":
+            res["init_s"] = now - t_start
+            log(f"{name}: L2 kernel {kv.get('kernel')} reached /init after {now - t_start:.1f} s")
+        elif key == "ready":
+            res["boot_s"] = now - t_start
+            res["l2_features"] = kv.get("features")
+            res["l2_uptime_ready"] = float(kv.get("up", 0))
+            log(f"{name}: L2 booted, eth0 up after {res['boot_s']:.1f} s")
+            ev = qemu_evidence(p.pid, a.dev)
+            res["evidence"] = ev
+            if ev["worker"] is not None:
+                worker_t0 = cpu_ticks(ev["worker"])
+            log(f"{name}: L1 sees QEMU fd {ev['fd']} -> {a.dev}, worker thread "
+                f"vhost-{p.pid} = tid {ev['worker']}")
+        elif key == "ping":
+            rtt = kv.get("rtt", "none")
+            res["ping"] = {"tx": int(kv.get("tx", 0)), "rx": int(kv.get("rx", 0)), "rtt": rtt}
+            log(f"{name}: ping {L1_ADDR}: {kv.get('rx')}/{kv.get('tx')} replies, "
+                f"rtt min/avg/max {rtt} ms")
+        elif key == "rx" and rest.startswith("start"):
+            log(f"{name}: L1->L2: sending {len(payload) >> 20} MiB ...")
+        elif key == "rx":
+            res["l2_rx"] = kv
+            r = peer.res["l1_to_l2"]
+            secs = f"{r['secs']:.1f} s" if r and r.get("ok") else "?"
+            log(f"{name}: L1->L2 done in {secs}: L2 got {kv.get('bytes')} bytes, "
+                f"sha256 {'matches' if kv.get('sha256') == a.sha256 else 'DIFFERS'}")
+        elif key == "tx" and rest.startswith("start"):
+            log(f"{name}: L2->L1: L2 sends it back ...")
+        elif key == "tx":
+            res["l2_tx"] = kv
+            peer.threads[1].join(timeout=10)
+            r = peer.res["l2_to_l1"] or {}
+            secs = f"{r['secs']:.1f} s" if r.get("ok") else "?"
+            log(f"{name}: L2->L1 done in {secs}: L1 got {r.get('bytes')} bytes, "
+                f"sha256 {'matches' if r.get('sha256') == a.sha256 else 'DIFFERS'}")
+        elif key == "stats":
+            res["l2_stats"] = kv
+            res["tap_stats"] = tap_stats()
+            if ev and ev["worker"] is not None:
+                t1 = cpu_ticks(ev["worker"])
+                if t1 is not None and worker_t0 is not None:
+                    res["worker_ticks"] = t1 - worker_t0
+            # Once more while QEMU is alive: still open, still there.
+            ev2 = qemu_evidence(p.pid, a.dev)
+            res["evidence_end"] = {k: ev2[k] for k in ("fd", "worker")}
+        elif key == "done":
+            res["l2_rc"] = int(kv.get("rc", 1))
+            log(f"{name}: L2 done (rc {res['l2_rc']}), powering off")
+    try:
+        res["qemu_rc"] = p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        res["qemu_rc"] = p.wait()
+    conf.close()
+    errf.close()
+    res["wall_s"] = time.monotonic() - t_start
+    for t in peer.threads:
+        t.join(timeout=1 if res["kvm_error"] or res["boot_hang"] or res["failures"] else 30)
+    peer.close()
+    res["l1_to_l2"] = peer.res["l1_to_l2"]
+    res["l2_to_l1"] = peer.res["l2_to_l1"]
+    res["qemu_stderr_tail"] = stderr_tail
+    return res
+
+
+def judge(res, a):
+    """Adds to res['failures'] everything that did not pass."""
+    f = res["failures"]
+    if "boot_s" not in res:
+        f.append("L2 never brought eth0 up")
+    ev = res.get("evidence") or {}
+    if res.get("boot_s") is not None:
+        if ev.get("fd") is None:
+            f.append(f"QEMU (pid {res['qemu_pid']}) did not hold {a.dev} open")
+        if ev.get("worker") is None:
+            f.append(f"no worker thread vhost-{res['qemu_pid']}")
+    p = res.get("ping")
+    if not p:
+        f.append("no ping result")
+    elif p["rx"] == 0 or p["rx"] < p["tx"]:
+        f.append(f"ping: {p['rx']} of {p['tx']} replies")
+    rx = res.get("l2_rx") or {}
+    if not rx:
+        f.append("L1->L2: the guest reported no receive")
+    else:
+        if rx.get("rc") != "0":
+            f.append(f"L1->L2: guest nc exit status {rx.get('rc')}")
+        if rx.get("bytes") != str(a.size) or rx.get("sha256") != a.sha256:
+            f.append(f"L1->L2: guest got {rx.get('bytes')} bytes sha256 {rx.get('sha256')}, "
+                     f"sent {a.size} bytes sha256 {a.sha256}")
+    r = res.get("l1_to_l2") or {}
+    if not r.get("ok"):
+        f.append(r.get("error", "L1->L2: no transfer"))
+    r = res.get("l2_to_l1") or {}
+    if not r.get("ok"):
+        f.append(r.get("error", "L2->L1: no transfer"))
+    elif r.get("bytes") != a.size or r.get("sha256") != a.sha256:
+        f.append(f"L2->L1: L1 got {r.get('bytes')} bytes sha256 {r.get('sha256')}, "
+                 f"expected {a.size} bytes sha256 {a.sha256}")
+    tx = res.get("l2_tx") or {}
+    if tx and tx.get("rc") != "0":
+        f.append(f"L2->L1: guest nc exit status {tx.get('rc')}")
+    if res.get("l2_rc") not in (None, 0) and not any(x.startswith("L2:") for x in f):
+        f.append(f"L2 init ended with status {res['l2_rc']}")
+    if res.get("qemu_rc") not in (0, None) and not (res["kvm_error"] or res["boot_hang"]):
+        f.append(f"QEMU exit status {res['qemu_rc']}")
+    if res.get("worker_ticks") == 0:
+        f.append("the worker thread used no CPU time during the transfers")
+    for line in res.get("l2_dmesg", []):
+        if re.search(r"BUG:|WARNING:|Call Trace|timed out|NETDEV WATCHDOG", line):
+            f.append(f"L2 kernel: {line}")
+
+
+def cmd_run(a):
+    with open(a.payload, "rb") as fh:
+        payload = fh.read()
+    a.size = len(payload)
+    a.sha256 = hashlib.sha256(payload).hexdigest()
+    os.makedirs(a.logdir, exist_ok=True)
+    tap_setup()
+    out = {"name": a.name, "dev": a.dev, "size": a.size, "sha256": a.sha256,
+           "attempts": 0, "kvm_errors": 0, "boot_hangs": 0}
+    for attempt in (1, 2):
+        res = run_once(a, payload, attempt)
+        out["attempts"] = attempt
+        if res["kvm_error"] or res["boot_hang"]:
+            why = "a KVM internal error" if res["kvm_error"] else "a boot hang before /init"
+            out["kvm_errors" if res["kvm_error"] else "boot_hangs"] += 1
+            if attempt == 1:
+                log(f"{a.name}: nested KVM failed the boot ({why}): retrying it once")
+                continue
+            res["failures"].insert(0, f"nested KVM failed the boot on both attempts (last: {why})")
+        break
+    judge(res, a)
+    out.update(res)
+    out["ok"] = not res["failures"]
+    ip("link", "del", TAP, check=False)
+    with open(a.out, "w") as fh:
+        json.dump(out, fh, indent=1)
+    if out["ok"]:
+        log(f"{a.name}: all passed")
+    else:
+        log(f"{a.name}: FAILED:")
+        for x in res["failures"]:
+            log(f"  - {x}")
+        if res.get("qemu_stderr_tail"):
+            log(f"  QEMU stderr (last lines of {res['logs'][1]}):")
+            for x in res["qemu_stderr_tail"][-15:]:
+                log(f"    {x}")
+        log(f"  L2 console: {res['logs'][0]}")
+    return 0 if out["ok"] else 1
+
+
+def mbps(r):
+    if r and r.get("ok") and r.get("secs"):
+        return r["bytes"] / r["secs"] / 1e6
+    return None
+
+
+def cmd_summary(a):
+    rows = []
+    for path in a.results:
+        try:
+            with open(path) as fh:
+                rows.append(json.load(fh))
+        except (OSError, ValueError) as e:
+            print(f"summary: cannot read {path}: {e}")
+    fmt = "{:<18} {:<6} {:>16} {:>22} {:>12} {:>12} {:>9} {:>9}"
+    print()
+    print("vhost-rs demo: a QEMU guest (L2, nested KVM) networking through each backend")
+    print(fmt.format("device", "result", "L2 boot", "ping min/avg/max ms", "L2->L1 MB/s",
+                     "L1->L2 MB/s", "checksum", "attempts"))
+    vals = {}
+    for r in rows:
+        rx, tx = mbps(r.get("l1_to_l2")), mbps(r.get("l2_to_l1"))
+        rtt = (r.get("ping") or {}).get("rtt", "none")
+        sums = "ok" if (r.get("l2_rx") or {}).get("sha256") == r["sha256"] and \
+            (r.get("l2_to_l1") or {}).get("sha256") == r["sha256"] else "BAD"
+        boot = r.get("boot_s")
+        errs = [f"{n} {what}" for n, what in ((r.get("kvm_errors", 0), "KVM err"),
+                                               (r.get("boot_hangs", 0), "hang")) if n]
+        att = f"{r['attempts']}" + (f" ({', '.join(errs)})" if errs else "")
+        print(fmt.format(r["dev"], "ok" if r["ok"] else "FAIL",
+                         (f"{boot:.1f} s" + (f" ({r['l2_uptime_ready']:.0f} s)"
+                                             if r.get("l2_uptime_ready") else ""))
+                         if boot else "-", rtt,
+                         f"{tx:.2f}" if tx else "-", f"{rx:.2f}" if rx else "-", sums, att))
+        avg = None
+        if rtt.count("/") == 2:
+            avg = float(rtt.split("/")[1])
+        vals[r["name"]] = {"boot": boot, "ping": avg, "tx": tx, "rx": rx}
+    print("L2 boot: from QEMU's start to eth0 up, seen from L1 (in brackets: the L2 kernel's "
+          "own uptime then; the rest is QEMU, firmware and loading the kernel under nested KVM)")
+    print(f"payload: {rows[0]['size'] >> 20} MiB of /dev/urandom each way, sha256 "
+          f"{rows[0]['sha256'][:16]}...; MB/s = 10^6 bytes/s, timed in L1" if rows else "")
+    ours, ref = vals.get("vhost-rs"), vals.get("vhost-net")
+    if ours and ref:
+        parts = []
+        for k, label in (("boot", "L2 boot"), ("ping", "ping avg"), ("tx", "L2->L1"),
+                         ("rx", "L1->L2")):
+            if ours[k] and ref[k]:
+                parts.append(f"{label} {ours[k] / ref[k]:.2f}x")
+            else:
+                parts.append(f"{label} -")
+        print("vhost-rs / vhost-net: " + ", ".join(parts))
+        print("  (time and rtt: lower is better; MB/s: higher is better. One run each under "
+              "nested KVM on TCG: expect noise of 2x or more.)")
+    hz = os.sysconf("SC_CLK_TCK")
+    for r in rows:
+        ev = r.get("evidence") or {}
+        tap = r.get("tap_stats") or {}
+        ticks = r.get("worker_ticks")
+        if ev.get("fd") is not None:
+            print(f"{r['dev']}: held open by QEMU (pid {r['qemu_pid']}, fd {ev['fd']}); worker "
+                  f"thread vhost-{r['qemu_pid']} "
+                  + (f"ran {ticks / hz:.1f} s of CPU during the test; " if ticks is not None
+                     else "; ")
+                  + f"tap0 saw {tap.get('rx_bytes', 0) / 1e6:.1f} MB in, "
+                  f"{tap.get('tx_bytes', 0) / 1e6:.1f} MB out")
+    # Features the guest driver accepted (virtio-net's sysfs bit string, bit 0 first).
+    feats = {r["name"]: r.get("l2_features") for r in rows}
+    a, b = feats.get("vhost-rs"), feats.get("vhost-net")
+    if a and b and a != b:
+        names = {32: "VERSION_1", 33: "ACCESS_PLATFORM", 34: "RING_PACKED", 35: "IN_ORDER",
+                 37: "SR_IOV", 38: "NOTIFICATION_DATA", 40: "RING_RESET"}
+        only = lambda x, y: [f"{i} {names.get(i, '')}".strip()
+                             for i in range(min(len(x), len(y))) if x[i] == "1" and y[i] != "1"]
+        print("feature bits the guest accepted differ: only over vhost-net: "
+              f"{', '.join(only(b, a)) or 'none'}; only over vhost-rs: "
+              f"{', '.join(only(a, b)) or 'none'}")
+    kvm = sum(r.get("kvm_errors", 0) for r in rows)
+    hangs = sum(r.get("boot_hangs", 0) for r in rows)
+    boots = sum(r["attempts"] for r in rows)
+    print(f"L2 boots: {boots}; nested KVM failed {kvm} with QEMU's '{KVM_ERROR}' and hung "
+          f"{hangs} before /init (each such boot is retried once)")
+    for r in rows:
+        if not r["ok"]:
+            print(f"{r['dev']} FAILED: " + "; ".join(r["failures"]))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--dev", required=True)
+    r.add_argument("--name", required=True)
+    r.add_argument("--kernel", required=True)
+    r.add_argument("--initrd", required=True)
+    r.add_argument("--payload", required=True)
+    r.add_argument("--logdir", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--qemu", default="qemu-system-x86_64")
+    r.add_argument("--l2-mem", default="512M")
+    r.add_argument("--ping", type=int, default=10)
+    r.add_argument("--timeout", type=int, default=1200, help="seconds per L2 boot, all in")
+    r.add_argument("--boot-timeout", type=int, default=300,
+                   help="seconds for L2 to reach /init before the boot counts as hung")
+    r.add_argument("--xfer-timeout", type=int, default=600, help="seconds per transfer")
+    s = sub.add_parser("summary")
+    s.add_argument("results", nargs="+")
+    a = ap.parse_args()
+    return cmd_run(a) if a.cmd == "run" else cmd_summary(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
