@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 #    starts udevd when it exists, which slows every test boot by a minute or more.
 pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev cpio kmod
 	dwarves rsync qemu-system-x86 busybox-static iproute2 make gcc libc6-dev xz-utils
-	python3-venv ethtool tcpdump)
+	python3-venv python3-matplotlib ethtool tcpdump)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The benchmark run inside the test VM (scripts/bench.sh starts it through scripts/vm.sh), as
+# root from the repo root. Loads vhost_net and ./vhost-rs.ko, then runs BENCH_ROUNDS rounds of
+# every case against both devices, interleaved (ABBA: the device that goes first alternates per
+# round and per case), so that load drifts on the host hit both alike.
+# Prints every BENCH/INFO line of the driver, prefixed with `round=R`; ends with
+# `bench-done failures=N dmesg_reports=N`.
+#
+# Environment: BENCH_ROUNDS (5), BENCH_SECS (3), BENCH_WARMUP (0.5), BENCH_CASES (all),
+# BENCH_DEVS (default "/dev/vhost-net /dev/vhost-rs-net").
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+export PATH="$PATH:/usr/sbin:/sbin"
+
+rounds=${BENCH_ROUNDS:-5}
+secs=${BENCH_SECS:-3}
+warm=${BENCH_WARMUP:-0.5}
+cases=(${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k rr64})
+devs=(${BENCH_DEVS:-/dev/vhost-net /dev/vhost-rs-net})
+drv=tests/bench/bin/vhost_bench
+failures=0
+
+echo "bench-env kernel=$(uname -r) cpus=$(nproc) rounds=$rounds secs=$secs warmup=$warm"
+marker="vhost-rs-bench-start-$(date +%s)-$$"
+echo "$marker" >/dev/kmsg
+
+modprobe vhost_net || echo "bench-warning: modprobe vhost_net failed"
+if ! grep -q '^vhost_rs ' /proc/modules; then
+	insmod ./vhost-rs.ko || echo "bench-warning: insmod vhost-rs.ko failed"
+fi
+for d in "${devs[@]}"; do
+	[ -e "$d" ] || echo "bench-warning: $d missing"
+done
+
+for ((r = 1; r <= rounds; r++)); do
+	ci=0
+	for c in "${cases[@]}"; do
+		ci=$((ci + 1))
+		# ABBA over rounds, shifted per case: each device goes first equally often.
+		if (((r + ci) % 2)); then
+			order=("${devs[@]}")
+		else
+			order=()
+			for ((i = ${#devs[@]} - 1; i >= 0; i--)); do order+=("${devs[$i]}"); done
+		fi
+		for d in "${order[@]}"; do
+			out=$(timeout 60 "$drv" "$d" "$c" "$secs" "$warm" 2>/tmp/bench.err)
+			rc=$?
+			sed "s/^\(BENCH\|INFO\) /\1 round=$r /" <<<"$out"
+			if [ "$rc" != 0 ]; then
+				failures=$((failures + 1))
+				echo "FAIL round=$r dev=${d##*/} case=$c rc=$rc $(tr '\n' ' ' </tmp/bench.err)"
+			elif [ -s /tmp/bench.err ]; then
+				echo "WARN round=$r dev=${d##*/} case=$c $(tr '\n' ' ' </tmp/bench.err)"
+			fi
+		done
+	done
+done
+
+# Kernel reports raised while we ran (the boot may carry a spurious KASAN report, see
+# shared/PLATFORM.md: only what follows our marker counts).
+reports=$(dmesg | sed -n "/$marker/,\$p" |
+	grep -E 'BUG|WARNING|KASAN|lockdep|possible .*deadlock|Oops|RCU stall|hung task' || true)
+nrep=0
+if [ -n "$reports" ]; then
+	nrep=$(wc -l <<<"$reports")
+	sed 's/^/DMESG /' <<<"$reports" | head -40
+fi
+echo "bench-done failures=$failures dmesg_reports=$nrep"
