@@ -402,6 +402,37 @@ fn guest_mem<'a>(
     })
 }
 
+/// Starts a round on a queue: the guest memory it works in, and guest kicks off while we
+/// process (`vhost_disable_notify()`). `None` without a backend or a memory table.
+fn begin_round<'a>(
+    vq: &mut Vq,
+    umem: &'a Option<mem::MemTable>,
+    log_ctx: &'a Option<sys::EventFdCtx>,
+) -> Option<UserMem<'a>> {
+    vq.backend.as_ref()?;
+    let mem = guest_mem(umem, (vq.log_used, vq.log_base, vq.log_addr), log_ctx)?;
+    if let Err(e) = vq.ring.disable_notify(&mem) {
+        vq.error("disabling notification", e);
+    }
+    Some(mem)
+}
+
+/// Out of buffers: asks the guest for kicks again (`vhost_enable_notify()`). True if it made
+/// buffers available meanwhile, so the caller processes again instead of sleeping.
+fn rearm(vq: &mut Vq, mem: &UserMem<'_>) -> bool {
+    match vq.ring.enable_notify(mem) {
+        Ok(true) => {
+            let _ = vq.ring.disable_notify(mem);
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            vq.error("enabling notification", e);
+            false
+        }
+    }
+}
+
 /// Publishes `n` used elements from `vq.heads` and signals the guest if it wants it
 /// (`vhost_add_used_and_signal_n()`).
 fn flush_used(vq: &mut Vq, mem: &UserMem<'_>, n: usize) {
@@ -466,15 +497,9 @@ fn handle_tx(dev: &mut Dev) -> bool {
         umem, vqs, log_ctx, ..
     } = dev;
     let vq = &mut vqs[TX];
-    if vq.backend.is_none() {
-        return false;
-    }
-    let Some(mem) = guest_mem(umem, (vq.log_used, vq.log_base, vq.log_addr), log_ctx) else {
+    let Some(mem) = begin_round(vq, umem, log_ctx) else {
         return false;
     };
-    if let Err(e) = vq.ring.disable_notify(&mem) {
-        vq.error("TX: disabling notification", e);
-    }
     // The socket is polled only while it is full (vhost_net_disable_vq()).
     if let Some(poll) = vq.sock_poll.as_mut() {
         poll.stop();
@@ -497,17 +522,8 @@ fn handle_tx(dev: &mut Dev) -> bool {
         };
         let chain = match chain {
             Ok(Some(c)) => c,
-            Ok(None) => match vq.ring.enable_notify(&mem) {
-                Ok(true) => {
-                    let _ = vq.ring.disable_notify(&mem);
-                    continue;
-                }
-                Ok(false) => break,
-                Err(e) => {
-                    vq.error("TX: enabling notification", e);
-                    break;
-                }
-            },
+            Ok(None) if rearm(vq, &mem) => continue,
+            Ok(None) => break,
             Err(e) => {
                 vq.error("TX: bad descriptor chain", e);
                 break;
@@ -565,15 +581,9 @@ fn handle_rx(dev: &mut Dev) -> bool {
         umem, vqs, log_ctx, ..
     } = dev;
     let vq = &mut vqs[RX];
-    if vq.backend.is_none() {
-        return false;
-    }
-    let Some(mem) = guest_mem(umem, (vq.log_used, vq.log_base, vq.log_addr), log_ctx) else {
+    let Some(mem) = begin_round(vq, umem, log_ctx) else {
         return false;
     };
-    if let Err(e) = vq.ring.disable_notify(&mem) {
-        vq.error("RX: disabling notification", e);
-    }
     let mergeable = vq.has_feature(VIRTIO_NET_F_MRG_RXBUF);
     // A VERSION_1 header always has num_buffers (5.1.6), mergeable or not.
     let set_num_buffers = mergeable || vq.has_feature(VIRTIO_F_VERSION_1);
@@ -608,17 +618,10 @@ fn handle_rx(dev: &mut Dev) -> bool {
         }) = got
         else {
             // Not enough buffers: wait for the guest to add some (it kicks).
-            match vq.ring.enable_notify(&mem) {
-                Ok(true) => {
-                    let _ = vq.ring.disable_notify(&mem);
-                    continue;
-                }
-                Ok(false) => break,
-                Err(e) => {
-                    vq.error("RX: enabling notification", e);
-                    break;
-                }
+            if rearm(vq, &mem) {
+                continue;
             }
+            break;
         };
         let Some(sock) = vq.backend.as_ref() else {
             break;
