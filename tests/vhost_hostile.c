@@ -860,6 +860,13 @@ static int case_rings_unmapped(struct ctx *c)
 	ssize_t n;
 	int head;
 
+	/*
+	 * Attaching the backend woke the worker (the tap is writable). Under load that round
+	 * can run late, and if it ran between the publish and the munmap below it would send
+	 * the frame before the memory goes: let it finish first (seen once under TCG with
+	 * four VMs on two cores).
+	 */
+	sleep_ms(1000);
 	make_frame(frame, 60, 11);
 	head = tx_add_plain(c, NULL, frame, 60);
 	vr_publish(&c->tx, head);
