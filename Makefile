@@ -7,6 +7,7 @@
 #   make              build vhost-rs.ko against $(KDIR) (default: the test kernel)
 #   make check        every test: host unit tests, then the VM tests against both devices
 #   make bench        the benchmark: ours against vhost_net.ko, as ratios
+#   make check-qemu   QEMU variants against both devices (slow; not yet in CI)
 #   make demo         a real QEMU guest networking through /dev/vhost-rs-net (nested, in the VM)
 #   make install      install vhost-rs.ko (modules_install) and the udev rule
 #   make CLIPPY=1     build with clippy; make fmt / make fmt-check for rustfmt
@@ -56,6 +57,11 @@ demo:
 bench:
 	@$(REPO)scripts/bench.sh
 
+# QEMU variants (mrg_rxbuf/event_idx/indirect off, offloads off, poll-us, multiqueue, reboot,
+# SIGKILL, live migration), both devices, nested in the VM. Not yet part of make check / CI.
+check-qemu:
+	@$(REPO)scripts/check-qemu.sh
+
 KSRC = $(shell . $(REPO)scripts/common.sh && kernel_src)
 RUSTFMT := rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml
 
@@ -69,4 +75,4 @@ clean:
 	$(KMAKE) clean
 	$(MAKE) -C $(REPO)tests clean
 
-.PHONY: all setup kernel kernel-dir check install bench demo fmt fmt-check clean
+.PHONY: all setup kernel kernel-dir check check-qemu install bench demo fmt fmt-check clean

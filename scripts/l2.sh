@@ -71,7 +71,8 @@ file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
 command -v cpio >/dev/null || die "cpio not found; run 'make setup'"
 # Keyed by everything that goes in, so a changed init.sh builds a new one.
 key=$({
-	sha256sum "$init" "$busybox"
+	# Contents only: with the paths in the key, two checkouts would evict each other's.
+	cat "$init" "$busybox" | sha256sum
 	echo "${mods[*]}"
 	cat "$kdir/version"
 } | sha256sum | cut -c1-12)

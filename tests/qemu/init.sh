@@ -13,6 +13,9 @@
 #   vhdemo.rxport=5002          L1 sends the payload on this port (L1->L2)
 #   vhdemo.txport=5001          we send it back on this one (L2->L1)
 #   vhdemo.timeout=300          seconds allowed per transfer
+#   vhdemo.reboot=1             after the transfers, ask L1 (nc peer ctlport) whether to
+#                               reboot: `reboot` -> say `rebooting` and reboot -f; else finish
+#   vhdemo.ctlport=5003         the port for that question
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
@@ -34,6 +37,7 @@ finish() {
 }
 
 addr=10.99.0.2/24 peer=10.99.0.1 run=demo count=10 rxport=5002 txport=5001 tmo=300
+reboot=0 ctlport=5003
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	vhdemo.addr=*) addr=${arg#*=} ;;
@@ -43,6 +47,8 @@ for arg in $(cat /proc/cmdline); do
 	vhdemo.rxport=*) rxport=${arg#*=} ;;
 	vhdemo.txport=*) txport=${arg#*=} ;;
 	vhdemo.timeout=*) tmo=${arg#*=} ;;
+	vhdemo.reboot=*) reboot=${arg#*=} ;;
+	vhdemo.ctlport=*) ctlport=${arg#*=} ;;
 	esac
 done
 say "init up=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) run=$run"
@@ -69,7 +75,7 @@ ip addr add "$addr" dev eth0 && ip link set eth0 up || {
 	say "FAIL cannot configure eth0"
 	finish 1
 }
-say "ready eth0 mac=$(cat /sys/class/net/eth0/address) features=$(cat /sys/class/net/eth0/device/features 2>/dev/null) up=$(cut -d' ' -f1 /proc/uptime)"
+say "ready eth0 mac=$(cat /sys/class/net/eth0/address) features=$(cat /sys/class/net/eth0/device/features 2>/dev/null) up=$(cut -d' ' -f1 /proc/uptime) rxq=$(ls -d /sys/class/net/eth0/queues/rx-* 2>/dev/null | wc -l) txq=$(ls -d /sys/class/net/eth0/queues/tx-* 2>/dev/null | wc -l)"
 
 case $run in
 shell)
@@ -120,4 +126,13 @@ set -- $(cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/stati
 	/sys/class/net/eth0/statistics/rx_errors /sys/class/net/eth0/statistics/tx_errors \
 	/sys/class/net/eth0/statistics/rx_dropped /sys/class/net/eth0/statistics/tx_dropped)
 say "stats rx_packets=$1 rx_bytes=$2 tx_packets=$3 tx_bytes=$4 rx_errors=$5 tx_errors=$6 rx_dropped=$7 tx_dropped=$8"
+if [ "$reboot" = 1 ] && [ $rc = 0 ]; then
+	what=$(timeout 60 nc "$peer" "$ctlport" </dev/null)
+	if [ "$what" = reboot ]; then
+		say "rebooting uptime=$(cut -d' ' -f1 /proc/uptime)"
+		sync
+		reboot -f
+		sleep 10
+	fi
+fi
 finish $rc

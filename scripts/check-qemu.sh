@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# What `make check-qemu` runs: QEMU end-to-end variants (virtio-net options, multiqueue, guest
+# reboot, QEMU killed mid-stream, ...), each a separate real QEMU guest (L2) under nested KVM in
+# the test VM, over /dev/vhost-rs-net and over the C /dev/vhost-net. Prints KTAP.
+#
+# Steps as scripts/demo.sh: setup, test kernel and module (all cached, idempotent), the L2
+# kernel and initramfs, then ONE test VM running tests/qemu/variants.sh.
+# Exits non-zero if any case failed. Nothing leaves the VM.
+#
+# Environment: VHOST_RS_QEMU_MIB (payload per variant, default 2), VHOST_RS_QEMU_TIMEOUT
+# (seconds per L2 guest, default 900), VHOST_RS_QEMU_BOOT_TIMEOUT (default 300),
+# VHOST_RS_QEMU_ONLY (variant names to run), VHOST_RS_QEMU_DEVS, VHOST_RS_VM_MEM (default 3G),
+# VHOST_RS_VM_TIMEOUT (the whole VM, default 5400), and vm.sh's own.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+t0=$(date +%s)
+
+"$here/setup.sh"
+"$here/kernel.sh"
+step "building the module (make -s)"
+make -s -C "$repo"
+[ -f "$repo/vhost-rs.ko" ] || die "make left no vhost-rs.ko"
+
+step "L2 kernel and initramfs (scripts/l2.sh)"
+l2=$("$here/l2.sh")
+export VHOST_RS_L2_KERNEL VHOST_RS_L2_INITRD
+VHOST_RS_L2_KERNEL=$(sed -n 's/^kernel=//p' <<<"$l2")
+VHOST_RS_L2_INITRD=$(sed -n 's/^initrd=//p' <<<"$l2")
+[ -f "$VHOST_RS_L2_KERNEL" ] && [ -f "$VHOST_RS_L2_INITRD" ] || die "scripts/l2.sh gave no kernel/initrd"
+
+# Nested KVM as in demo.sh: TCG emulating AMD SVM (`-cpu max` fails, shared/PLATFORM.md).
+export VHOST_RS_QEMU_OPTS="${VHOST_RS_QEMU_OPTS:--cpu qemu64,+svm,+npt,+nrip-save}"
+export VHOST_RS_VM_MEM=${VHOST_RS_VM_MEM:-3G}
+export VHOST_RS_VM_TIMEOUT=${VHOST_RS_VM_TIMEOUT:-5400}
+step "booting the test VM (L1, TCG + nested SVM); one L2 guest per variant and device follows"
+rc=0
+"$here/vm.sh" tests/qemu/variants.sh || rc=$?
+step "make check-qemu: done in $(($(date +%s) - t0)) s, status $rc"
+exit $rc

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# `make check-qemu`'s part inside the test VM (L1), as root from the repo root; run by
+# scripts/check-qemu.sh through scripts/vm.sh with nested-KVM options. For each backend, ours
+# (/dev/vhost-rs-net) and the C reference (/dev/vhost-net), boots a real QEMU guest (L2) once
+# per virtio-net variant (tests/qemu/l2_run.py does one variant: boot, ping, a small payload
+# both ways, sha256-checked) and prints the results as KTAP on stdout; progress lines are KTAP
+# diagnostics (`# ...`). Then it unloads vhost_rs and checks the L1 kernel log written since
+# its start marker for BUG/WARNING/KASAN/lockdep reports: each case's own part of the log
+# fails that case, and the whole log is a case of its own.
+# Exits 1 if any case failed (either device: a failure over /dev/vhost-net is reported too,
+# as the reference, and counted).
+#
+# Environment: VHOST_RS_L2_KERNEL, VHOST_RS_L2_INITRD (from scripts/l2.sh; required),
+# VHOST_RS_QEMU_MIB (payload per variant, default 2), VHOST_RS_QEMU_TIMEOUT (seconds per L2
+# guest, default 900), VHOST_RS_QEMU_BOOT_TIMEOUT (seconds to reach /init before a boot counts
+# as a nested-KVM hang and is retried once; default 300), VHOST_RS_QEMU_ONLY (space-separated
+# variant names to run; the others are reported as skipped), VHOST_RS_QEMU_DEVS (default
+# "/dev/vhost-rs-net /dev/vhost-net").
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+export PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
+
+kernel=${VHOST_RS_L2_KERNEL:?VHOST_RS_L2_KERNEL not set (see scripts/l2.sh)}
+initrd=${VHOST_RS_L2_INITRD:?VHOST_RS_L2_INITRD not set (see scripts/l2.sh)}
+mib=${VHOST_RS_QEMU_MIB:-2}
+tmo=${VHOST_RS_QEMU_TIMEOUT:-900}
+boot_tmo=${VHOST_RS_QEMU_BOOT_TIMEOUT:-300}
+only=${VHOST_RS_QEMU_ONLY:-}
+devs=${VHOST_RS_QEMU_DEVS:-/dev/vhost-rs-net /dev/vhost-net}
+logs=.vm-logs/check-qemu
+rm -rf "$logs"
+mkdir -p "$logs"
+diag() { printf '# [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+t_all=$(date +%s)
+
+# name|l2_run.py options|skip reason (empty: run it). Feature bits (virtio-net, bit 0 first
+# in sysfs): 0 CSUM, 1 GUEST_CSUM, 7 GUEST_TSO4, 11 HOST_TSO4, 15 MRG_RXBUF, 22 MQ,
+# 28 INDIRECT_DESC, 29 EVENT_IDX.
+variants=(
+	"default||"
+	"mrg_rxbuf-off|--device-extra=,mrg_rxbuf=off --expect-off=15|"
+	"event_idx-off|--device-extra=,event_idx=off --expect-off=29|"
+	"indirect_desc-off|--device-extra=,indirect_desc=off --expect-off=28|"
+	"offloads-off|--device-extra=,csum=off,guest_csum=off,host_tso4=off,guest_tso4=off --expect-off=0,1,7,11|"
+	"poll-us|--netdev-extra=,poll-us=50|"
+	"multiqueue|--queues=2 --smp=2 --device-extra=,mq=on,vectors=6 --expect-on=22 --expect-rxq=2|"
+	"reboot|--reboot|"
+	"sigkill|--kill-mid|"
+	"migration|--migrate|"
+)
+
+# --- setup: the modules, the kernel log ------------------------------------------------------
+dmesg -w >"$logs/dmesg.all" 2>/dev/null &
+dmesg_pid=$!
+[ -e /sys/kernel/debug/kmemleak ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+echo scan=off >/sys/kernel/debug/kmemleak 2>/dev/null || true
+mark() { echo "vhost-rs-check-qemu $1 $$" >/dev/kmsg; }
+mark start
+setup_err=
+[ -f vhost-rs.ko ] || setup_err="no vhost-rs.ko (run make)"
+[ -n "$setup_err" ] || insmod ./vhost-rs.ko || setup_err="insmod vhost-rs.ko failed"
+[ -n "$setup_err" ] || modprobe vhost_net || setup_err="modprobe vhost_net failed"
+for i in $(seq 50); do
+	[ -c /dev/vhost-rs-net ] && [ -c /dev/vhost-net ] && break
+	sleep 0.1
+done
+[ -n "$setup_err" ] || [ -c /dev/kvm ] || setup_err="no /dev/kvm in L1 (nested KVM needs -cpu qemu64,+svm,+npt,+nrip-save)"
+[ -n "$setup_err" ] || { [ -f "$kernel" ] && [ -f "$initrd" ]; } || setup_err="no L2 kernel $kernel or initramfs $initrd"
+head -c "${mib}M" /dev/urandom >"$logs/payload"
+py=/usr/bin/python3
+[ -x $py ] || py=python3
+# Warm the page cache (see tests/qemu/l1.sh): the first boot otherwise pays for 9p under TCG.
+qemu-system-x86_64 --version >/dev/null 2>&1
+cat "$kernel" "$initrd" /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin \
+	/usr/share/qemu/linuxboot_dma.bin /usr/lib/ipxe/qemu/efi-virtio.rom >/dev/null 2>&1 || true
+"$py" -c 'import argparse, hashlib, json, queue, signal, socket, subprocess, threading' || true
+
+ndev=$(wc -w <<<"$devs")
+total=$((${#variants[@]} * ndev + 2))
+echo "KTAP version 1"
+echo "1..$total"
+diag "L1: $(uname -r), $(nproc) CPUs; payload $mib MiB per variant; logs in $logs/"
+
+n=0 pass=0 fail=0 skip=0
+declare -a times
+result() { # status name detail
+	n=$((n + 1))
+	case $1 in
+	ok) pass=$((pass + 1)); echo "ok $n $2" ;;
+	fail) fail=$((fail + 1)); echo "not ok $n $2" ;;
+	skip) skip=$((skip + 1)); echo "ok $n $2 # SKIP $3" ;;
+	esac
+}
+bad='BUG:|WARNING:|KASAN|lockdep|possible recursive|circular locking|Oops|general protection|refcount_t|UBSAN|list_add corruption|sleeping function called from invalid context|hung_task|blocked for more than|soft lockup'
+# The kernel log between two markers.
+segment() {
+	awk -v s="vhost-rs-check-qemu $1 $$" '
+		index($0, "vhost-rs-check-qemu ") { on = index($0, s) > 0; next }
+		on' "$logs/dmesg.all"
+}
+
+for v in "${variants[@]}"; do
+	IFS='|' read -r name opts why <<<"$v"
+	for dev in $devs; do
+		tag=$name.$(basename "$dev")
+		if [ -n "$setup_err" ]; then
+			diag "setup failed: $setup_err"
+			result fail "$name $dev"
+			continue
+		fi
+		if [ -n "$why" ]; then
+			result skip "$name $dev" "$why"
+			continue
+		fi
+		if [ -n "$only" ] && ! grep -qw -- "$name" <<<"$only"; then
+			result skip "$name $dev" "not selected (VHOST_RS_QEMU_ONLY)"
+			continue
+		fi
+		mark "case-$tag"
+		diag "=== $name over $dev ==="
+		t0=$(date +%s)
+		# shellcheck disable=SC2086 # opts is a list of options
+		"$py" tests/qemu/l2_run.py run --dev "$dev" --name "$tag" --kernel "$kernel" \
+			--initrd "$initrd" --payload "$logs/payload" --logdir "$logs" \
+			--out "$logs/$tag.json" --timeout "$tmo" --boot-timeout "$boot_tmo" \
+			--ping 3 --xfer-timeout 300 $opts 2>&1 | sed -u 's/^/# /'
+		rc=${PIPESTATUS[0]}
+		secs=$(($(date +%s) - t0))
+		mark "after-$tag"
+		sleep 1
+		seg=$(segment "case-$tag")
+		if grep -qE "$bad" <<<"$seg"; then
+			diag "L1 kernel log during $name over $dev:"
+			grep -E "$bad" <<<"$seg" | head -20 | sed 's/^/#   /'
+			rc=1
+		fi
+		times+=("$(printf '%-18s %-18s %5s s  %s' "$name" "$dev" "$secs" "$([ $rc = 0 ] && echo ok || echo FAIL)")")
+		diag "$name over $dev: $([ $rc = 0 ] && echo passed || echo FAILED) in $secs s"
+		if [ $rc = 0 ]; then result ok "$name $dev"; else result fail "$name $dev"; fi
+	done
+done
+
+# --- unload, then the whole kernel log since the start marker -------------------------------
+mark unload
+if [ -z "$setup_err" ] || grep -q '^vhost_rs ' /proc/modules; then
+	if rmmod vhost_rs && ! grep -q '^vhost_rs ' /proc/modules; then
+		result ok "unload-vhost_rs"
+	else
+		diag "rmmod vhost_rs failed"
+		result fail "unload-vhost_rs"
+	fi
+else
+	result fail "unload-vhost_rs"
+fi
+sleep 1
+mark end
+sleep 1
+kill $dmesg_pid 2>/dev/null
+wait $dmesg_pid 2>/dev/null
+rm -f "$logs/payload"
+all=$(awk -v s="vhost-rs-check-qemu start $$" 'index($0, s) { on = 1; next } on' "$logs/dmesg.all")
+if ! grep -q "vhost-rs-check-qemu start $$" "$logs/dmesg.all"; then
+	diag "the start marker is missing from the kernel log ($logs/dmesg.all)"
+	result fail "l1-dmesg-clean"
+elif grep -qE "$bad" <<<"$all"; then
+	diag "L1 kernel log since the start ($(grep -cE "$bad" <<<"$all") bad lines; $logs/dmesg.all):"
+	grep -E "$bad|vhost-rs-check-qemu" <<<"$all" | head -60 | sed 's/^/#   /'
+	result fail "l1-dmesg-clean"
+else
+	result ok "l1-dmesg-clean"
+fi
+
+diag "wall time per case (L2 boots included):"
+for t in "${times[@]}"; do echo "#   $t"; done
+diag "all cases: $(($(date +%s) - t_all)) s in L1"
+for f in "$logs"/*.json; do
+	[ -e "$f" ] || continue
+	"$py" - "$f" <<'EOF' | sed 's/^/#   /'
+import json, sys
+r = json.load(open(sys.argv[1]))
+b = r.get("boot_s")
+tx, rx = r.get("l2_to_l1") or {}, r.get("l1_to_l2") or {}
+mb = lambda x: f"{x['bytes'] / x['secs'] / 1e6:.1f}" if x.get("ok") and x.get("secs") else "-"
+print(f"{r['name']:<36} {'ok' if r['ok'] else 'FAIL':<4} boot {b or 0:5.1f} s  "
+      f"L2->L1 {mb(tx)} MB/s  L1->L2 {mb(rx)} MB/s  boots {r['attempts']}"
+      f" (kvm err {r.get('kvm_errors', 0)}, hang {r.get('boot_hangs', 0)})"
+      + ("" if r["ok"] else "  FAILED: " + "; ".join(r["failures"])))
+EOF
+done
+echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
+[ $fail = 0 ]
