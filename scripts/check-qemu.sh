@@ -18,22 +18,7 @@ repo=$(cd "$here/.." && pwd)
 cd "$repo"
 t0=$(date +%s)
 
-"$here/setup.sh"
-"$here/kernel.sh"
-step "building the module (make -s)"
-make -s -C "$repo"
-[ -f "$repo/vhost-rs.ko" ] || die "make left no vhost-rs.ko"
-
-step "L2 kernel and initramfs (scripts/l2.sh)"
-l2=$("$here/l2.sh")
-export VHOST_RS_L2_KERNEL VHOST_RS_L2_INITRD
-VHOST_RS_L2_KERNEL=$(sed -n 's/^kernel=//p' <<<"$l2")
-VHOST_RS_L2_INITRD=$(sed -n 's/^initrd=//p' <<<"$l2")
-[ -f "$VHOST_RS_L2_KERNEL" ] && [ -f "$VHOST_RS_L2_INITRD" ] || die "scripts/l2.sh gave no kernel/initrd"
-
-# Nested KVM as in demo.sh: TCG emulating AMD SVM (`-cpu max` fails, shared/PLATFORM.md).
-export VHOST_RS_QEMU_OPTS="${VHOST_RS_QEMU_OPTS:--cpu qemu64,+svm,+npt,+nrip-save}"
-export VHOST_RS_VM_MEM=${VHOST_RS_VM_MEM:-3G}
+prepare_nested
 export VHOST_RS_VM_TIMEOUT=${VHOST_RS_VM_TIMEOUT:-5400}
 step "booting the test VM (L1, TCG + nested SVM); one L2 guest per variant and device follows"
 rc=0

@@ -40,3 +40,28 @@ kernel_build_dir() {
 	} | sha256sum | cut -c1-12)
 	echo "$VHOST_RS_CACHE/kbuild-$ver-$key"
 }
+
+# What every nested-guest run needs first (demo.sh, check-qemu.sh): setup, the test kernel,
+# the module, the L2 kernel and initramfs (exported for the L1 scripts), and the L1 options
+# for nested KVM. L1 runs under TCG, which emulates AMD SVM; the test kernel has kvm_amd
+# built in, so L1 has /dev/kvm. `-cpu max` was tried and fails (shared/PLATFORM.md).
+# Callers set their own VHOST_RS_VM_TIMEOUT.
+prepare_nested() {
+	local here repo l2
+	here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+	repo=$(cd "$here/.." && pwd)
+	"$here/setup.sh"
+	"$here/kernel.sh"
+	step "building the module (make -s)"
+	make -s -C "$repo"
+	[ -f "$repo/vhost-rs.ko" ] || die "make left no vhost-rs.ko"
+	step "L2 kernel and initramfs (scripts/l2.sh)"
+	l2=$("$here/l2.sh")
+	export VHOST_RS_L2_KERNEL VHOST_RS_L2_INITRD
+	VHOST_RS_L2_KERNEL=$(printf '%s\n' "$l2" | sed -n 's/^kernel=//p')
+	VHOST_RS_L2_INITRD=$(printf '%s\n' "$l2" | sed -n 's/^initrd=//p')
+	[ -f "$VHOST_RS_L2_KERNEL" ] && [ -f "$VHOST_RS_L2_INITRD" ] ||
+		die "scripts/l2.sh gave no kernel/initrd"
+	export VHOST_RS_QEMU_OPTS="${VHOST_RS_QEMU_OPTS:--cpu qemu64,+svm,+npt,+nrip-save}"
+	export VHOST_RS_VM_MEM=${VHOST_RS_VM_MEM:-3G}
+}
