@@ -458,7 +458,8 @@ impl Ring {
     }
 
     /// `vhost_enable_notify()`: asks for kicks again. `Ok(true)` if the guest made buffers
-    /// available meanwhile, so the caller must process again rather than sleep.
+    /// available meanwhile, so the caller must process again rather than sleep; an avail
+    /// index more than `num` ahead is an error, as in `vhost_get_avail_idx()`.
     pub(crate) fn enable_notify<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
@@ -473,11 +474,10 @@ impl Ring {
             self.update_used_flags(mem)?;
         }
         // They could have slipped one in as we were doing that: make sure it's written,
-        // then check again.
+        // then check again, through the same range check as any read of the index.
         mem.mb();
-        let idx = read_u16(mem, self.avail.wrapping_add(AVAIL_IDX_OFFSET))?;
-        self.avail_idx = idx;
-        Ok(idx != self.last_avail_idx)
+        self.get_avail_idx(mem)?;
+        Ok(self.avail_idx != self.last_avail_idx)
     }
 
     /// Whether the guest has buffers we have not taken (`vhost_vq_avail_empty()` negated).

@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 # 1. Debian packages from the machine's own suites (bookworm). Not udev: virtme-ng-init
 #    starts udevd when it exists, which slows every test boot by a minute or more.
 pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev cpio kmod
-	dwarves rsync qemu-system-x86 busybox-static iproute2 make gcc libc6-dev xz-utils
+	dwarves rsync qemu-system-x86 busybox-static iproute2 make gcc g++ libc6-dev xz-utils
 	python3-venv python3-matplotlib ethtool tcpdump)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -29,7 +29,15 @@ if ! bindgen --version 2>/dev/null | grep -q " $BINDGEN_VERSION"; then
 	cargo install --quiet --locked "bindgen-cli@$BINDGEN_VERSION" 2>&1 | tail -5 >&2
 fi
 
-# 3. virtme-ng from PyPI, in a venv of its own under the cache: it then works whichever
+# 3. cargo-fuzz from crates.io, for scripts/fuzz-host.sh (libfuzzer-sys builds libFuzzer
+#    with g++, above).
+CARGO_FUZZ_VERSION=0.13.2
+if ! cargo fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; then
+	step "building cargo-fuzz $CARGO_FUZZ_VERSION from crates.io (about 1 minute)"
+	cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" 2>&1 | tail -5 >&2
+fi
+
+# 4. virtme-ng from PyPI, in a venv of its own under the cache: it then works whichever
 #    python3 and pip the caller's PATH finds (bookworm's pip refuses system installs).
 venv=$VHOST_RS_CACHE/venv
 if ! "$venv/bin/vng" --version 2>/dev/null | grep -q "$VIRTME_NG_VERSION"; then
@@ -43,7 +51,7 @@ for t in vng virtme-configkernel virtme-run; do
 	[ "$(readlink "/usr/local/bin/$t" 2>/dev/null)" = "$venv/bin/$t" ] || ln -sf "$venv/bin/$t" "/usr/local/bin/$t"
 done
 
-# 4. Kernel source and Rust library source from trixie(-backports), through a private apt
+# 5. Kernel source and Rust library source from trixie(-backports), through a private apt
 #    state so that the machine's apt configuration is never touched.
 apt_private() {
 	local state=$VHOST_RS_CACHE/apt

@@ -556,3 +556,28 @@ fn random_garbage_never_panics_or_escapes_memory() {
         }
     }
 }
+
+/// Found by tests/fuzz: `enable_notify()` took the guest's avail index without the range
+/// check of `vhost_get_avail_idx()`, which vhost_enable_notify() goes through. A guest
+/// could move the index any distance past `num` while notifications were off, and the
+/// next `get_desc()` then took chains from stale slots instead of failing the queue.
+#[test]
+fn enable_notify_checks_the_avail_index() {
+    for event_idx in [false, true] {
+        let (m, mut r) = (Mem::new(), ring(4));
+        r.event_idx = event_idx;
+        set_desc(&m, &r, 0, 0x1000, 8, 0, 0);
+        publish(&m, &r, 0, 0, 5);
+        let bad = RingError::AvailIdx { from: 0, to: 5 };
+        assert_eq!(r.enable_notify(&m), Err(bad));
+        assert_eq!(r.avail_idx, 0, "a bad index is not cached");
+        assert_eq!(take(&m, &mut r), Err(bad));
+        // Exactly num ahead is fine.
+        let (m, mut r) = (Mem::new(), ring(4));
+        r.event_idx = event_idx;
+        set_desc(&m, &r, 0, 0x1000, 8, 0, 0);
+        publish(&m, &r, 0, 0, 4);
+        assert_eq!(r.enable_notify(&m), Ok(true));
+        assert!(take(&m, &mut r).unwrap().is_some());
+    }
+}
