@@ -42,6 +42,9 @@ impl GuestMemory for UserMem<'_> {
 
     fn log_used(&self, offset: u64, len: u64) {
         if let Some(log) = &self.used_log {
+            // As __vhost_add_used_n(): the used-ring write is visible before its dirty bit,
+            // so a migrating VMM that sees the bit copies the new bytes.
+            smp_mb(Write);
             // As log_used(): a failed log write does not fail the ring update.
             let _ = mem::log_write(log.base, log.addr.wrapping_add(offset), len);
             if let Some(ctx) = log.ctx {
