@@ -588,8 +588,15 @@ fn handle_rx(dev: &mut Dev) -> bool {
     // A VERSION_1 header always has num_buffers (5.1.6), mergeable or not.
     let set_num_buffers = mergeable || vq.has_feature(VIRTIO_F_VERSION_1);
     let logging = vq.has_feature(VHOST_F_LOG_ALL);
+    // As vhost_net_disable_vq(): the socket wakes us again only once it has been drained
+    // (below). After an error, or with the guest out of buffers, only a kick restarts the
+    // queue, so packets arriving for a stalled guest cost no work.
+    if let Some(poll) = vq.sock_poll.as_mut() {
+        poll.stop();
+    }
     let (mut total, mut pkts) = (0usize, 0usize);
     let mut requeue = false;
+    let mut drained = false;
     while let Some(sock) = vq.backend.as_ref() {
         // Every round counts towards the weight, dropped packets too.
         if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
@@ -599,6 +606,7 @@ fn handle_rx(dev: &mut Dev) -> bool {
         pkts += 1;
         let sock_len = sock.peek_len();
         if sock_len == 0 {
+            drained = true;
             break;
         }
         let sock_len = sock_len + vq.sock_hlen;
@@ -657,6 +665,11 @@ fn handle_rx(dev: &mut Dev) -> bool {
         }
         flush_used(vq, &mem, heads);
         total += vhost_len;
+    }
+    if drained {
+        if let (Some(poll), Some(sock)) = (vq.sock_poll.as_mut(), vq.backend.as_ref()) {
+            let _ = poll.start(sock.file());
+        }
     }
     requeue
 }
