@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -23,6 +24,23 @@ struct ktap {
 	int n;
 	int pass, fail, skip;
 };
+
+/*
+ * VHOST_TEST_CASES=a,b (case names without the device) runs only those cases, for
+ * reproducing one case in a loop; the others are reported as skipped, saying why.
+ */
+static inline int case_selected(const char *name)
+{
+	const char *want = getenv("VHOST_TEST_CASES"), *p;
+	size_t len = strlen(name);
+
+	if (!want || !*want)
+		return 1;
+	for (p = want; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, len) && (p[len] == ',' || !p[len]))
+			return 1;
+	return 0;
+}
 
 static inline void ktap_header(int ncases)
 {
