@@ -11,7 +11,8 @@
 # when it shows a failure its cases do not). Exits 1 if anything failed.
 #
 # Environment: VHOST_RS_TEST_TIMEOUT (seconds per program, default 1200);
-# VHOST_RS_NO_MODULE=REASON skips the vhost-rs cases (check.sh sets it when the build failed).
+# VHOST_RS_NO_MODULE=REASON skips the vhost-rs cases (check.sh sets it when the build failed);
+# VHOST_RS_PROGS="NAME..." runs only those programs of tests/bin.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -69,7 +70,10 @@ echo "$marker" >/dev/kmsg
 # --- plan ------------------------------------------------------------------------------------
 progs=()
 for p in tests/bin/*; do
-	[ -f "$p" ] && [ -x "$p" ] && progs+=("$p")
+	[ -f "$p" ] && [ -x "$p" ] || continue
+	# VHOST_RS_PROGS="a b": only those programs (make fuzz runs just the fuzzer).
+	[ -z "${VHOST_RS_PROGS:-}" ] || [[ " $VHOST_RS_PROGS " == *" ${p##*/} "* ]] || continue
+	progs+=("$p")
 done
 # 5 load/unload cases per module, one final rmmod per module, one per program, dmesg, kmemleak.
 echo "KTAP version 1"

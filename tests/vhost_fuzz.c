@@ -1,0 +1,1049 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost_fuzz: a seeded, structure-aware fuzzer of the guest side of a vhost-net device.
+ *
+ * Each episode (one seed) opens the device, acks a random subset of its features, gives it
+ * the three-region guest memory of guest.h (regions A and B swapped in the mapping, C behind
+ * a gap, PROT_NONE guard pages around the whole mapping), rings of a random size and a tap,
+ * and then plays the guest for a random number of steps: random and adversarial descriptor
+ * chains (lengths of 0 to 4 GiB, addresses in holes, past the end of memory or across
+ * regions, loops, next out of range, nested or misaligned indirect tables, writable
+ * descriptors on TX and read-only ones on RX), virtio-net headers with random flags, GSO
+ * types and offsets over plausible TCP/UDP frames, avail indexes that jump, heads out of
+ * range, flags and event indexes at random, kicks or none, frames injected into the tap at
+ * random sizes, backends detached and attached again. The same seed gives the same episode
+ * on both devices.
+ *
+ * Invariants checked after every episode (a failure prints the seed to replay it):
+ * - the device answers: detaching the backends and GET_VRING_BASE succeed, and no ioctl or
+ *   episode takes longer than the watchdog allows (a hang is reported, then the program
+ *   exits);
+ * - no byte of guest memory changed except the used rings and bytes that some
+ *   device-writable descriptor of this episode described (every writable descriptor the
+ *   fuzzer writes lies inside the RX arena or wholly outside guest memory; everything else
+ *   is compared against a shadow copy);
+ * - every used element names a head this episode put in the avail ring;
+ * - another device running sane traffic at the same time still moves a frame each way;
+ * - after RESET_OWNER the fuzzed device, set up afresh, moves a frame each way;
+ * - the kernel log has no BUG, WARNING, KASAN, lockdep, RCU stall or hung task line.
+ *
+ * Usage: vhost_fuzz [DEVICE...]   (default: /dev/vhost-net /dev/vhost-rs-net)
+ * Environment: VHOST_FUZZ_SECONDS (run time, default 60), VHOST_FUZZ_SEED (first seed,
+ * default 1), VHOST_FUZZ_EPISODES (stop after this many episodes per device; default no
+ * limit), VHOST_FUZZ_VERBOSE=1 (one line per episode).
+ * Replay one episode: VHOST_FUZZ_SEED=S VHOST_FUZZ_EPISODES=1 tests/bin/vhost_fuzz DEVICE
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <linux/virtio_net.h>
+#include "vhost_test.h"
+#include "guest.h"
+
+#define RX 0
+#define TX 1
+
+/* Guest-physical layout of the fuzzed device (regions A and B, 4 MiB, no gap between). */
+#define F_RING_GPA(q)	((uint64_t)(q) * 0x4000)	/* desc +0, avail +0x1000, used +0x2000 */
+#define F_USED_OFF	0x2000
+#define F_IND_GPA	0x8000ULL			/* indirect tables */
+#define F_IND_END	0x20000ULL
+#define F_TX_GPA	0x20000ULL			/* TX data arena */
+#define F_TX_END	0x180000ULL
+#define F_RX_GPA	0x180000ULL			/* RX arena: the only writable target */
+#define F_RX_END	0x400000ULL			/* = end of region B; a hole follows */
+/* The sane companion device: region C, first 2 MiB; the rest of C is a canary. */
+#define S_BASE		G_C_GPA
+#define S_END		(G_C_GPA + 0x200000ULL)
+
+#define MAX_NUM		256
+#define FRAME_MAX	9000
+
+struct rng {
+	uint64_t s;
+};
+
+static uint64_t rnd(struct rng *r)
+{
+	/* splitmix64 */
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rn(struct rng *r, uint64_t n)
+{
+	return n ? rnd(r) % n : 0;
+}
+
+static bool chance(struct rng *r, unsigned int pct)
+{
+	return rn(r, 100) < pct;
+}
+
+static struct guest G;
+static uint8_t *shadow;			/* what guest memory must hold, but for allowed bytes */
+static uint8_t *rx_written;		/* per byte of the RX arena: described writable */
+static int kmsg_fd = -1;
+
+/* Watchdog: the main thread stamps its progress; a stall of WATCHDOG_S seconds is a hang. */
+#define WATCHDOG_S 120
+static _Atomic long long progress_ms;
+static char wd_what[256];
+static _Atomic int wd_armed;
+
+static void stamp(const char *what)
+{
+	atomic_store(&progress_ms, now_ms());
+	if (what)
+		snprintf(wd_what, sizeof(wd_what), "%s", what);
+}
+
+static void *watchdog(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		sleep(2);
+		if (atomic_load(&wd_armed) && now_ms() - atomic_load(&progress_ms) > WATCHDOG_S * 1000) {
+			printf("# HANG: no progress for %d s in %s\n", WATCHDOG_S, wd_what);
+			printf("not ok 1 watchdog: the device stopped answering (see the line above)\n");
+			fflush(stdout);
+			_exit(3);
+		}
+	}
+	return NULL;
+}
+
+/* ---- guest memory with guard pages and a shadow ------------------------------------------ */
+
+static int fuzz_guest_init(void)
+{
+	size_t guard = 64 << 10;
+	uint8_t *res;
+
+	G.memfd = memfd_create("vhost-fuzz-guest", MFD_CLOEXEC);
+	if (G.memfd < 0 || ftruncate(G.memfd, G_MEM_SIZE) < 0)
+		return -errno;
+	res = mmap(NULL, G_MEM_SIZE + 2 * guard, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED)
+		return -errno;
+	G.mem = mmap(res + guard, G_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		     G.memfd, 0);
+	if (G.mem == MAP_FAILED)
+		return -errno;
+	shadow = malloc(G_MEM_SIZE);
+	rx_written = malloc(F_RX_END - F_RX_GPA);
+	if (!shadow || !rx_written)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Fills all guest memory with a pattern of the seed and makes it the shadow. */
+static void mem_reset(struct rng *r)
+{
+	uint64_t *p = (uint64_t *)G.mem, x = rnd(r);
+	size_t i;
+
+	for (i = 0; i < G_MEM_SIZE / 8; i++)
+		p[i] = x + i * 0x0101010101010101ULL;
+	memcpy(shadow, G.mem, G_MEM_SIZE);
+	memset(rx_written, 0, F_RX_END - F_RX_GPA);
+}
+
+/* A write by the guest (the fuzzer): to memory and to the shadow. */
+static void gw(uint64_t gpa, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		uint64_t contig;
+		uint8_t *h = g_hva(&G, gpa, &contig);
+		size_t n;
+
+		if (!h)
+			return;
+		n = len < contig ? len : contig;
+		memcpy(h, p, n);
+		memcpy(shadow + (h - G.mem), p, n);
+		p += n;
+		gpa += n;
+		len -= n;
+	}
+}
+
+static void gw16(uint64_t gpa, uint16_t v)
+{
+	gw(gpa, &v, 2);
+}
+
+/* Marks [gpa, gpa + len) as described device-writable (the part inside the RX arena). */
+static void mark_writable(uint64_t gpa, uint64_t len)
+{
+	uint64_t s = gpa, e = gpa + len;
+
+	if (e < s)
+		e = UINT64_MAX;
+	if (s < F_RX_GPA)
+		s = F_RX_GPA;
+	if (e > F_RX_END)
+		e = F_RX_END;
+	if (s < e)
+		memset(rx_written + (s - F_RX_GPA), 1, e - s);
+}
+
+/* Offset of guest memory bytes the device may change, in the memfd: true if allowed. */
+static bool write_allowed(size_t off, unsigned int num)
+{
+	unsigned int i;
+
+	for (i = 0; i < G_NREGIONS; i++) {
+		const struct g_region *g = &g_regions[i];
+		uint64_t gpa;
+
+		if (off < g->off || off - g->off >= g->size)
+			continue;
+		gpa = g->gpa + (off - g->off);
+		if (gpa >= S_BASE && gpa < S_END)
+			return true;		/* the sane device's rings and buffers */
+		if (gpa >= F_RX_GPA && gpa < F_RX_END)
+			return rx_written[gpa - F_RX_GPA];
+		for (unsigned int q = 0; q < 2; q++) {
+			uint64_t u = F_RING_GPA(q) + F_USED_OFF;
+
+			if (gpa >= u && gpa < u + 6 + 8ULL * num)
+				return true;
+		}
+		return false;
+	}
+	return false;
+}
+
+/* Compares memory with the shadow; describes the first difference. Returns the count. */
+static size_t mem_check(unsigned int num, char *why, size_t cap)
+{
+	size_t off, bad = 0;
+
+	for (off = 0; off < G_MEM_SIZE; off += 4096) {
+		size_t i;
+
+		if (!memcmp(G.mem + off, shadow + off, 4096))
+			continue;
+		for (i = off; i < off + 4096; i++) {
+			if (G.mem[i] == shadow[i] || write_allowed(i, num))
+				continue;
+			if (!bad++)
+				snprintf(why, cap, "memfd offset %#zx changed (%#x, expected %#x)", i,
+					 G.mem[i], shadow[i]);
+		}
+	}
+	return bad;
+}
+
+/* ---- kernel log ---------------------------------------------------------------------------- */
+
+/* Reads new kernel log lines; returns the number of bad ones, the first in @why. */
+static int kmsg_check(char *why, size_t cap)
+{
+	static const char *const bad[] = { "BUG", "WARNING", "KASAN", "lockdep", "possible circular",
+		"possible recursive", "rcu_sched", "rcu_preempt", "hung_task", "blocked for more",
+		"Oops", "general protection", "kmemleak", "scheduling while atomic",
+		"sleeping function called", "UBSAN" };
+	char line[2048];
+	int n = 0;
+	ssize_t len;
+
+	if (kmsg_fd < 0)
+		return 0;
+	while ((len = read(kmsg_fd, line, sizeof(line) - 1)) != 0) {
+		unsigned int i;
+
+		if (len < 0) {
+			if (errno == EPIPE)
+				continue;	/* overwritten records: go on */
+			break;
+		}
+		line[len] = 0;
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			if (strstr(line, bad[i])) {
+				if (!n++)
+					snprintf(why, cap, "kernel log: %.200s", strchr(line, ';') ?
+						 strchr(line, ';') + 1 : line);
+				break;
+			}
+	}
+	return n;
+}
+
+/* ---- one device, set up by the fuzzer ------------------------------------------------------ */
+
+struct fq {
+	unsigned int num;
+	uint16_t avail_idx;	/* the next avail index we publish */
+	int kick, call, err;
+	uint8_t heads_seen[MAX_NUM + 1];	/* heads put in the avail ring this episode */
+};
+
+struct fdev {
+	int vfd;
+	struct tap t;
+	int snd;		/* packet socket injecting frames into the tap (the guest's RX) */
+	uint64_t features;
+	unsigned int hlen;	/* the virtio-net header the guest writes on TX */
+	struct fq q[2];
+};
+
+struct stats {
+	unsigned long long episodes, chains[2], hostile, frames, kicks, errs, steps, calls;
+};
+
+/* Everything vhost-net offers but LOG_ALL (logging needs a log region: see the note). */
+#define FUZZ_FEATURES ((1ULL << VIRTIO_F_NOTIFY_ON_EMPTY) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | \
+		       (1ULL << VIRTIO_RING_F_EVENT_IDX) | (1ULL << VHOST_NET_F_VIRTIO_NET_HDR) | \
+		       (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_NET_F_MRG_RXBUF))
+
+static int set_backend(int vfd, unsigned int idx, int fd)
+{
+	struct vhost_vring_file f = { .index = idx, .fd = fd };
+
+	return ioctl(vfd, VHOST_NET_SET_BACKEND, &f) < 0 ? -errno : 0;
+}
+
+static void fq_close(struct fq *q)
+{
+	if (q->kick >= 0)
+		close(q->kick);
+	if (q->call >= 0)
+		close(q->call);
+	if (q->err >= 0)
+		close(q->err);
+	q->kick = q->call = q->err = -1;
+}
+
+/* Rings of @num entries at F_RING_GPA(q), zeroed, with kick/call/err eventfds. */
+static int fq_setup(struct fdev *d, unsigned int qi, unsigned int num, const char **what)
+{
+	struct fq *q = &d->q[qi];
+	uint64_t base = F_RING_GPA(qi);
+	struct vhost_vring_state s = { .index = qi, .num = num };
+	struct vhost_vring_addr a = {
+		.index = qi,
+		.desc_user_addr = (uint64_t)(uintptr_t)g_hva(&G, base, NULL),
+		.avail_user_addr = (uint64_t)(uintptr_t)g_hva(&G, base + 0x1000, NULL),
+		.used_user_addr = (uint64_t)(uintptr_t)g_hva(&G, base + F_USED_OFF, NULL),
+	};
+	struct vhost_vring_file f = { .index = qi };
+	static const uint8_t zero[0x4000];
+
+	q->num = num;
+	q->avail_idx = 0;
+	memset(q->heads_seen, 0, sizeof(q->heads_seen));
+	q->heads_seen[0] = 1;		/* an avail ring entry never written reads as head 0 */
+	gw(base, zero, sizeof(zero));
+	q->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	*what = "eventfd";
+	if (q->kick < 0 || q->call < 0 || q->err < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_NUM";
+	if (ioctl(d->vfd, VHOST_SET_VRING_NUM, &s) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_BASE";
+	s.num = 0;
+	if (ioctl(d->vfd, VHOST_SET_VRING_BASE, &s) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_ADDR";
+	if (ioctl(d->vfd, VHOST_SET_VRING_ADDR, &a) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_KICK";
+	f.fd = q->kick;
+	if (ioctl(d->vfd, VHOST_SET_VRING_KICK, &f) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_CALL";
+	f.fd = q->call;
+	if (ioctl(d->vfd, VHOST_SET_VRING_CALL, &f) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_ERR";
+	f.fd = q->err;
+	if (ioctl(d->vfd, VHOST_SET_VRING_ERR, &f) < 0)
+		return -errno;
+	return 0;
+}
+
+static uint64_t ev_read(int fd)
+{
+	uint64_t v = 0;
+
+	if (fd < 0 || read(fd, &v, sizeof(v)) != sizeof(v))
+		return 0;
+	return v;
+}
+
+static void kick(struct fq *q)
+{
+	uint64_t one = 1;
+
+	if (write(q->kick, &one, sizeof(one)) < 0) {
+		/* an eventfd write cannot fail here but for overflow */
+	}
+}
+
+/* ---- generators ---------------------------------------------------------------------------- */
+
+/* A guest-physical address for a device-readable buffer: anywhere, often somewhere odd. */
+static uint64_t any_gpa(struct rng *r)
+{
+	switch (rn(r, 12)) {
+	case 0: return rn(r, G_MEM_SIZE);				/* rings, tables, anything */
+	case 1: return G_AB_BOUNDARY - rn(r, 64);			/* across A/B */
+	case 2: return F_RX_END - rn(r, 64);				/* running into the hole */
+	case 3: return F_RX_END + rn(r, G_C_GPA - F_RX_END);		/* in the hole */
+	case 4: return G_C_GPA + G_C_SIZE - rn(r, 64);			/* off the end of C */
+	case 5: return UINT64_MAX - rn(r, 4096);			/* wraps */
+	case 6: return rnd(r);
+	default: return F_TX_GPA + rn(r, F_TX_END - F_TX_GPA);		/* TX arena */
+	}
+}
+
+/* A length: small, MTU-ish, page-ish, huge. */
+static uint32_t any_len(struct rng *r)
+{
+	switch (rn(r, 8)) {
+	case 0: return 0;
+	case 1: return rn(r, 16);
+	case 2: return 0xffffffffu - rn(r, 16);
+	case 3: return rn(r, 70000);
+	default: return rn(r, 2048);
+	}
+}
+
+/*
+ * A device-writable buffer: inside the RX arena (possibly running off its end, which is the
+ * end of guest memory) or wholly outside guest memory. Marks what it describes.
+ */
+static void writable_buf(struct rng *r, uint64_t *gpa, uint32_t *len)
+{
+	if (chance(r, 10)) {
+		/* Wholly outside guest memory: in the hole before C, or at the top of the space. */
+		if (chance(r, 50)) {
+			*gpa = F_RX_END + rn(r, G_C_GPA - F_RX_END - 0x100000);
+			*len = any_len(r);
+			if (*len > G_C_GPA - *gpa)
+				*len = G_C_GPA - *gpa;
+		} else {
+			*gpa = UINT64_MAX - rn(r, 65536);
+			*len = any_len(r);
+			if (*len > UINT64_MAX - *gpa)
+				*len = UINT64_MAX - *gpa;
+		}
+		return;
+	}
+	/* In the RX arena; a long one runs off the end of guest memory into the hole. */
+	*gpa = F_RX_GPA + rn(r, F_RX_END - F_RX_GPA);
+	*len = chance(r, 5) ? any_len(r) : 1 + rn(r, chance(r, 20) ? 65536 : 2048);
+	mark_writable(*gpa, *len);
+}
+
+/* A descriptor for queue @qi; @hostile allows any combination of fields. */
+static void gen_desc(struct rng *r, unsigned int qi, bool hostile, unsigned int num,
+		     struct vring_desc *d)
+{
+	bool write = qi == RX;
+
+	if (hostile && chance(r, 15))
+		write = !write;
+	if (write) {
+		uint64_t gpa;
+		uint32_t len;
+
+		writable_buf(r, &gpa, &len);
+		d->addr = gpa;
+		d->len = len;
+		d->flags = VRING_DESC_F_WRITE;
+	} else {
+		d->addr = hostile ? any_gpa(r) : F_TX_GPA + rn(r, F_TX_END - F_TX_GPA - 2048);
+		d->len = hostile ? any_len(r) : 1 + rn(r, 2048);
+		d->flags = 0;
+	}
+	d->next = rn(r, hostile && chance(r, 10) ? 65536 : num);
+	if (hostile && chance(r, 10))
+		d->flags |= rn(r, 8) & VRING_DESC_F_INDIRECT;
+}
+
+/* Fills @buf with a frame: Ethernet, often IPv4/IPv6 with TCP or UDP, random payload. */
+static size_t gen_frame(struct rng *r, uint8_t *buf, size_t max)
+{
+	size_t len = 14 + rn(r, chance(r, 70) ? 200 : max - 14), i;
+	unsigned int proto = rn(r, 4);
+
+	if (len > max)
+		len = max;
+	for (i = 0; i < len; i++)
+		buf[i] = rnd(r);
+	buf[0] &= 0xfe;			/* unicast */
+	if (proto == 0 && len >= 14 + 20 + 20) {	/* IPv4/TCP */
+		buf[12] = 0x08, buf[13] = 0x00;
+		buf[14] = 0x45, buf[23] = 6;
+		buf[16] = (len - 14) >> 8, buf[17] = len - 14;
+		buf[26 + 20] = 0x50;
+	} else if (proto == 1 && len >= 14 + 40 + 8) {	/* IPv6/UDP */
+		buf[12] = 0x86, buf[13] = 0xdd;
+		buf[14] = 0x60, buf[20] = 17;
+		buf[18] = (len - 54) >> 8, buf[19] = len - 54;
+	}
+	return len;
+}
+
+/* A virtio-net header, sane or not. */
+static void gen_hdr(struct rng *r, uint8_t *h, unsigned int hlen, size_t frame_len)
+{
+	struct virtio_net_hdr_v1 v = { 0 };
+
+	if (chance(r, 50)) {
+		/* random bytes */
+		for (unsigned int i = 0; i < sizeof(v); i++)
+			((uint8_t *)&v)[i] = rnd(r);
+	} else if (chance(r, 50)) {
+		static const uint8_t gso[] = { VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4,
+			VIRTIO_NET_HDR_GSO_UDP, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4,
+			VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN };
+
+		v.flags = rn(r, 2) ? VIRTIO_NET_HDR_F_NEEDS_CSUM : rn(r, 8);
+		v.gso_type = gso[rn(r, sizeof(gso))];
+		v.hdr_len = chance(r, 50) ? 54 : rn(r, frame_len + 64);
+		v.gso_size = chance(r, 50) ? 1 + rn(r, 1500) : rn(r, 65536);
+		v.csum_start = chance(r, 50) ? 34 : rn(r, frame_len + 64);
+		v.csum_offset = chance(r, 50) ? 16 : rn(r, 65536);
+	}
+	memcpy(h, &v, hlen < sizeof(v) ? hlen : sizeof(v));
+}
+
+static uint64_t ind_next = F_IND_GPA;
+
+/* Room for an indirect table of @n entries in the indirect area (wraps around). */
+static uint64_t ind_alloc(unsigned int n)
+{
+	uint64_t p;
+
+	if (ind_next + 16ULL * n > F_IND_END)
+		ind_next = F_IND_GPA;
+	p = ind_next;
+	ind_next += 16ULL * n;
+	return p;
+}
+
+static uint64_t tx_next = F_TX_GPA;
+
+static uint64_t tx_alloc(size_t len)
+{
+	uint64_t p;
+
+	if (tx_next + len > F_TX_END)
+		tx_next = F_TX_GPA;
+	p = tx_next;
+	tx_next += (len + 63) & ~63ULL;
+	return p;
+}
+
+/*
+ * Writes one chain for queue @qi with its head at descriptor @head and publishes it.
+ * Sane chains are a TX packet (header, frame, split in 1-4 pieces) or RX buffers; hostile
+ * ones anything the generators give.
+ */
+static void post_chain(struct rng *r, struct fdev *d, unsigned int qi, bool hostile,
+		       struct stats *st)
+{
+	struct fq *q = &d->q[qi];
+	uint64_t base = F_RING_GPA(qi), avail = base + 0x1000;
+	unsigned int head = rn(r, q->num), n = 1 + rn(r, 4), i;
+	struct vring_desc ds[8];
+	bool indirect = (d->features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC) || hostile) &&
+			chance(r, 25);
+
+	st->chains[qi]++;
+	if (hostile) {
+		st->hostile++;
+		n = 1 + rn(r, 8);
+		for (i = 0; i < n; i++)
+			gen_desc(r, qi, true, q->num, &ds[i]);
+	} else if (qi == TX) {
+		static uint8_t pkt[FRAME_MAX + 16];
+		size_t flen = gen_frame(r, pkt + d->hlen, chance(r, 90) ? 1514 : FRAME_MAX);
+		size_t total = d->hlen + flen, off = 0;
+		uint64_t gpa = tx_alloc(total);
+
+		gen_hdr(r, pkt, d->hlen, flen);
+		gw(gpa, pkt, total);
+		if (n > total)
+			n = total;
+		for (i = 0; i < n; i++) {
+			size_t piece = i + 1 == n ? total - off : rn(r, total - off - (n - 1 - i)) + 1;
+
+			ds[i].addr = gpa + off;
+			ds[i].len = piece;
+			ds[i].flags = 0;
+			off += piece;
+		}
+	} else {
+		for (i = 0; i < n; i++)
+			gen_desc(r, RX, false, q->num, &ds[i]);
+	}
+	if (indirect) {
+		uint64_t t = ind_alloc(n);
+
+		for (i = 0; i < n; i++) {
+			if (!hostile || chance(r, 80)) {
+				ds[i].next = i + 1;
+				ds[i].flags = (ds[i].flags & ~VRING_DESC_F_NEXT) |
+					      (i + 1 < n ? VRING_DESC_F_NEXT : 0);
+			}
+		}
+		gw(t, ds, n * sizeof(ds[0]));
+		ds[0].addr = t;
+		ds[0].len = n * sizeof(ds[0]);
+		if (hostile && chance(r, 30))
+			ds[0].len = any_len(r);
+		ds[0].flags = VRING_DESC_F_INDIRECT;
+		if (hostile && chance(r, 20))
+			ds[0].flags |= rn(r, 8);
+		ds[0].next = 0;
+		n = 1;
+	} else {
+		/* A chain through consecutive descriptors from the head, or scattered. */
+		unsigned int idx[8];
+
+		for (i = 0; i < n; i++)
+			idx[i] = i ? (chance(r, 70) ? (idx[i - 1] + 1) % q->num : rn(r, q->num)) : head;
+		for (i = 0; i < n; i++) {
+			if (!hostile || chance(r, 80)) {
+				ds[i].flags &= ~VRING_DESC_F_NEXT;
+				if (i + 1 < n) {
+					ds[i].flags |= VRING_DESC_F_NEXT;
+					ds[i].next = idx[i + 1];
+				}
+			}
+			gw(base + 16ULL * idx[i], &ds[i], sizeof(ds[i]));
+		}
+		n = 0;
+	}
+	if (n)
+		gw(base + 16ULL * head, &ds[0], sizeof(ds[0]));
+	/* Publish: the head in the avail ring, then the index. */
+	if (hostile && chance(r, 10))
+		head = rn(r, 65536);
+	q->heads_seen[head < q->num ? head : MAX_NUM] = 1;
+	gw16(avail + 4 + 2ULL * (q->avail_idx % q->num), head);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	q->avail_idx++;
+	gw16(avail + 2, q->avail_idx);
+}
+
+/* Random damage to ring state the guest owns. */
+static void garbage(struct rng *r, struct fdev *d, unsigned int qi)
+{
+	struct fq *q = &d->q[qi];
+	uint64_t base = F_RING_GPA(qi), avail = base + 0x1000;
+	struct vring_desc ds;
+	uint16_t v;
+
+	switch (rn(r, 6)) {
+	case 0:		/* the avail index jumps (sometimes further than the ring) */
+		q->avail_idx += chance(r, 50) ? q->num + rn(r, 65536) : rn(r, 2 * q->num);
+		gw16(avail + 2, q->avail_idx);
+		/* Entries never written read as whatever is there: heads up to num - 1. */
+		memset(q->heads_seen, 1, q->num);
+		break;
+	case 1:		/* an avail ring entry */
+		v = rn(r, chance(r, 50) ? q->num : 65536);
+		q->heads_seen[v < q->num ? v : MAX_NUM] = 1;
+		gw16(avail + 4 + 2ULL * rn(r, q->num), v);
+		break;
+	case 2:		/* a descriptor */
+		gen_desc(r, qi, true, q->num, &ds);
+		gw(base + 16ULL * rn(r, q->num), &ds, sizeof(ds));
+		break;
+	case 3:		/* avail flags */
+		gw16(avail, rn(r, 4));
+		break;
+	case 4:		/* used_event */
+		gw16(avail + 4 + 2ULL * q->num, rnd(r));
+		break;
+	default:	/* an indirect table entry */
+		gen_desc(r, qi, true, q->num, &ds);
+		gw(F_IND_GPA + 16 * rn(r, (F_IND_END - F_IND_GPA) / 16), &ds, sizeof(ds));
+		break;
+	}
+}
+
+/* ---- the sane path: one frame each way through a device set up from scratch ------------- */
+
+static int roundtrip(int vfd, struct tap *t, uint64_t ring_gpa, uint64_t tx_buf, uint64_t rx_buf,
+		     char *why, size_t cap)
+{
+	struct vr rx, tx;
+	const char *what = "";
+	uint8_t f[256], got[2048 + 12];
+	struct vr_seg s;
+	int cap_fd = -1, snd = -1, r = -1, i;
+	uint64_t feat = (1ULL << VIRTIO_F_VERSION_1);
+	ssize_t n;
+
+	struct ifreq ifr = { 0 };
+	int sz = 12;
+
+	/* What an earlier owner left queued in the tap, and its header, are QEMU's to reset. */
+	while (read(t->fd, got, sizeof(got)) >= 0)
+		;
+	if (ioctl(t->fd, TUNGETIFF, &ifr) < 0 || ioctl(t->fd, TUNSETVNETHDRSZ, &sz) < 0) {
+		snprintf(why, cap, "TUNGETIFF/TUNSETVNETHDRSZ: %s", strerror(errno));
+		return -1;
+	}
+	if (!(ifr.ifr_flags & IFF_VNET_HDR))
+		feat |= 1ULL << VHOST_NET_F_VIRTIO_NET_HDR;	/* the header is vhost's to add */
+	if (vr_init(&rx, &G, ring_gpa) || vr_init(&tx, &G, ring_gpa + 0x4000)) {
+		snprintf(why, cap, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(vfd, VHOST_SET_FEATURES, &feat) < 0 || g_set_mem_table(&G, vfd) ||
+	    vr_setup_vhost(&rx, vfd, RX, &what) || vr_setup_vhost(&tx, vfd, TX, &what) ||
+	    set_backend(vfd, RX, t->fd) || set_backend(vfd, TX, t->fd)) {
+		snprintf(why, cap, "sane setup (%s): %s", what, strerror(errno));
+		goto out;
+	}
+	cap_fd = pkt_capture_open(t->ifindex, false);
+	snd = pkt_sender_open();
+	if (cap_fd < 0 || snd < 0) {
+		snprintf(why, cap, "packet sockets: %s", strerror(-(cap_fd < 0 ? cap_fd : snd)));
+		goto out;
+	}
+	for (i = 0; i < (int)sizeof(f); i++)
+		f[i] = i * 7 + 3;
+	memset(f, 0xff, 6);
+	memcpy(f + 6, "\x02\x00\x00\x00\x00\x01", 6);
+	f[12] = 0x88, f[13] = 0xb5;	/* local experimental ethertype */
+	/* TX: header (zero) + frame, captured on the tap. */
+	memset(got, 0, 12);
+	memcpy(got + 12, f, sizeof(f));
+	g_write(&G, tx_buf, got, 12 + sizeof(f));
+	s = (struct vr_seg){ tx_buf, 12 + sizeof(f), false };
+	vr_publish(&tx, vr_add(&tx, &s, 1, 0));
+	vr_kick(&tx);
+	n = pkt_recv(cap_fd, got, sizeof(got), 5000);
+	if (n != (ssize_t)sizeof(f) || memcmp(got, f, sizeof(f))) {
+		snprintf(why, cap, "sane TX frame: %s", n < 0 ? strerror(-n) : "wrong bytes");
+		goto out;
+	}
+	/* RX: one buffer, a frame sent into the tap. */
+	s = (struct vr_seg){ rx_buf, 2048, true };
+	vr_publish(&rx, vr_add(&rx, &s, 1, 0));
+	vr_kick(&rx);
+	f[0] = 0x02;
+	if (pkt_send(snd, t->ifindex, f, sizeof(f)) < 0 || !vr_wait_used(&rx, 1, 5000)) {
+		snprintf(why, cap, "sane RX frame: not received");
+		goto out;
+	}
+	g_read(&G, rx_buf, got, 12 + sizeof(f));
+	if (rx.used->ring[0].len != 12 + sizeof(f) || memcmp(got + 12, f, sizeof(f))) {
+		snprintf(why, cap, "sane RX frame: used len %u, bytes %s", rx.used->ring[0].len,
+			 memcmp(got + 12, f, sizeof(f)) ? "differ" : "right");
+		goto out;
+	}
+	r = 0;
+out:
+	set_backend(vfd, RX, -1);
+	set_backend(vfd, TX, -1);
+	if (cap_fd >= 0)
+		close(cap_fd);
+	if (snd >= 0)
+		close(snd);
+	vr_close(&rx);
+	vr_close(&tx);
+	return r;
+}
+
+/* ---- an episode ---------------------------------------------------------------------------- */
+
+static int tap_open(struct tap *t, struct rng *r, bool vnet_hdr, char *why, size_t cap)
+{
+	const char *what = "";
+	int e = tap_create(t, IFF_TAP | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0),
+			   vnet_hdr ? (r && chance(r, 70) ? 10 : 12) : 0, 1500 + (r ? rn(r, 7500) : 0),
+			   &what);
+
+	if (e)
+		snprintf(why, cap, "tap (%s): %s", what, strerror(-e));
+	return e;
+}
+
+static int episode(const char *path, uint64_t seed, struct stats *st, char *why, size_t cap)
+{
+	struct rng r = { seed };
+	struct fdev d = { .vfd = -1, .t.fd = -1, .snd = -1 };
+	struct tap st_tap = { .fd = -1 };
+	int sane = -1, res = -1, steps, i, k, e;
+	uint64_t offered;
+	unsigned int num = 1u << rn(&r, 9);
+	const char *what = "";
+	char step[128];
+
+	for (i = 0; i < 2; i++)
+		d.q[i].kick = d.q[i].call = d.q[i].err = -1;
+	mem_reset(&r);
+	ind_next = F_IND_GPA;
+	tx_next = F_TX_GPA;
+	snprintf(step, sizeof(step), "%s seed %llu: setup", path, (unsigned long long)seed);
+	stamp(step);
+	/* The sane companion device, in region C, working before the fuzzing starts. */
+	sane = open(path, O_RDWR | O_CLOEXEC);
+	if (sane < 0 || ioctl(sane, VHOST_SET_OWNER) < 0) {
+		snprintf(why, cap, "companion %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (tap_open(&st_tap, NULL, true, why, cap))
+		goto out;
+	d.vfd = open(path, O_RDWR | O_CLOEXEC);
+	if (d.vfd < 0 || ioctl(d.vfd, VHOST_SET_OWNER) < 0 ||
+	    ioctl(d.vfd, VHOST_GET_FEATURES, &offered) < 0) {
+		snprintf(why, cap, "%s: open/SET_OWNER/GET_FEATURES: %s", path, strerror(errno));
+		goto out;
+	}
+	d.features = offered & FUZZ_FEATURES & rnd(&r);
+	if (ioctl(d.vfd, VHOST_SET_FEATURES, &d.features) < 0) {
+		snprintf(why, cap, "SET_FEATURES %#llx: %s", (unsigned long long)d.features,
+			 strerror(errno));
+		goto out;
+	}
+	d.hlen = (d.features & ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_NET_F_MRG_RXBUF))) ?
+		 12 : 10;
+	e = g_set_mem_table(&G, d.vfd);
+	if (e) {
+		snprintf(why, cap, "SET_MEM_TABLE: %s", strerror(-e));
+		goto out;
+	}
+	for (i = 0; i < 2; i++)
+		if ((e = fq_setup(&d, i, num, &what))) {
+			snprintf(why, cap, "%s: %s", what, strerror(-e));
+			goto out;
+		}
+	if (tap_open(&d.t, &r, chance(&r, 85), why, cap))
+		goto out;
+	d.snd = pkt_sender_open();
+	if (d.snd < 0 || set_backend(d.vfd, RX, d.t.fd) || set_backend(d.vfd, TX, d.t.fd)) {
+		snprintf(why, cap, "packet socket/SET_BACKEND: %s", strerror(errno));
+		goto out;
+	}
+	steps = 20 + rn(&r, 400);
+	for (i = 0; i < steps; i++) {
+		unsigned int qi = rn(&r, 2), op = rn(&r, 100);
+		uint8_t f[FRAME_MAX];
+
+		snprintf(step, sizeof(step), "%s seed %llu step %d op %u", path,
+			 (unsigned long long)seed, i, op);
+		stamp(step);
+		st->steps++;
+		if (op < 35) {				/* chains, then maybe a kick */
+			for (k = 1 + rn(&r, chance(&r, 20) ? 64 : 8); k > 0; k--)
+				post_chain(&r, &d, qi, chance(&r, 30), st);
+			if (chance(&r, 80)) {
+				kick(&d.q[qi]);
+				st->kicks++;
+			}
+		} else if (op < 55) {			/* frames into the tap */
+			for (k = 1 + rn(&r, 16); k > 0; k--) {
+				size_t len = gen_frame(&r, f, chance(&r, 90) ? 1514 : sizeof(f));
+
+				if (!pkt_send(d.snd, d.t.ifindex, f, len))
+					st->frames++;
+			}
+		} else if (op < 70) {			/* damage */
+			garbage(&r, &d, qi);
+		} else if (op < 80) {			/* a kick with nothing new */
+			kick(&d.q[qi]);
+			st->kicks++;
+		} else if (op < 83) {			/* the backend goes and comes back */
+			if (set_backend(d.vfd, qi, -1) || set_backend(d.vfd, qi, d.t.fd)) {
+				snprintf(why, cap, "seed %llu: SET_BACKEND swap: %s",
+					 (unsigned long long)seed, strerror(errno));
+				goto out;
+			}
+		} else {				/* let the device run a little */
+			struct pollfd p[4] = {
+				{ .fd = d.q[0].call, .events = POLLIN },
+				{ .fd = d.q[1].call, .events = POLLIN },
+				{ .fd = d.q[0].err, .events = POLLIN },
+				{ .fd = d.q[1].err, .events = POLLIN },
+			};
+
+			poll(p, 4, rn(&r, 20));
+		}
+		for (k = 0; k < 2; k++) {
+			st->errs += ev_read(d.q[k].err);
+			st->calls += ev_read(d.q[k].call);
+		}
+	}
+	snprintf(step, sizeof(step), "%s seed %llu: companion roundtrip", path,
+		 (unsigned long long)seed);
+	stamp(step);
+	/* Another device, working meanwhile, is unaffected. */
+	if (roundtrip(sane, &st_tap, S_BASE, S_BASE + 0x10000, S_BASE + 0x100000, why, cap)) {
+		strncat(why, " (the companion device, during the fuzzing)", cap - strlen(why) - 1);
+		goto out;
+	}
+	/* Quiesce: detaching the backends waits for the worker; then nothing may change. */
+	snprintf(step, sizeof(step), "%s seed %llu: detach", path, (unsigned long long)seed);
+	stamp(step);
+	for (i = 0; i < 2; i++) {
+		struct vhost_vring_state s = { .index = i };
+
+		if ((e = set_backend(d.vfd, i, -1)) || ioctl(d.vfd, VHOST_GET_VRING_BASE, &s) < 0) {
+			snprintf(why, cap, "seed %llu: detach/GET_VRING_BASE of queue %d: %s",
+				 (unsigned long long)seed, i, strerror(e ? -e : errno));
+			goto out;
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		uint16_t idx = 0;
+		unsigned int u;
+
+		st->errs += ev_read(d.q[i].err);
+		g_read(&G, F_RING_GPA(i) + F_USED_OFF + 2, &idx, 2);
+		for (u = 0; u < num && u < idx; u++) {
+			uint32_t id;
+
+			g_read(&G, F_RING_GPA(i) + F_USED_OFF + 4 + 8ULL * ((idx - 1 - u) % num), &id, 4);
+			if (id >= num || !d.q[i].heads_seen[id]) {
+				snprintf(why, cap, "seed %llu: queue %d used element names head %u, never made available (num %u)",
+					 (unsigned long long)seed, i, id, num);
+				goto out;
+			}
+		}
+	}
+	if (mem_check(num, why, cap)) {
+		char tmp[256];
+
+		snprintf(tmp, sizeof(tmp), "seed %llu: guest memory outside the buffers: %s",
+			 (unsigned long long)seed, why);
+		snprintf(why, cap, "%s", tmp);
+		goto out;
+	}
+	/* Usable after a reset: a new owner setup moves a frame each way. */
+	snprintf(step, sizeof(step), "%s seed %llu: after RESET_OWNER", path, (unsigned long long)seed);
+	stamp(step);
+	if (ioctl(d.vfd, VHOST_RESET_OWNER) < 0 || ioctl(d.vfd, VHOST_SET_OWNER) < 0) {
+		snprintf(why, cap, "seed %llu: RESET_OWNER/SET_OWNER: %s", (unsigned long long)seed,
+			 strerror(errno));
+		goto out;
+	}
+	if (roundtrip(d.vfd, &d.t, F_RING_GPA(0), F_TX_GPA, F_RX_GPA, why, cap)) {
+		char tmp[256];
+
+		snprintf(tmp, sizeof(tmp), "seed %llu: after RESET_OWNER: %s", (unsigned long long)seed,
+			 why);
+		snprintf(why, cap, "%s", tmp);
+		goto out;
+	}
+	res = 0;
+out:
+	for (i = 0; i < 2; i++)
+		fq_close(&d.q[i]);
+	if (d.vfd >= 0)
+		close(d.vfd);
+	if (sane >= 0)
+		close(sane);
+	if (d.snd >= 0)
+		close(d.snd);
+	if (d.t.fd >= 0)
+		close(d.t.fd);
+	if (st_tap.fd >= 0)
+		close(st_tap.fd);
+	st->episodes++;
+	return res;
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const defdevs[] = { "/dev/vhost-net", "/dev/vhost-rs-net" };
+	const char *const *devs = argc > 1 ? (const char *const *)argv + 1 : defdevs;
+	int ndevs = argc > 1 ? argc - 1 : 2, d, failed[8] = { 0 };
+	const char *env;
+	double seconds = 60;
+	uint64_t seed0 = 1, s, max_ep = UINT64_MAX;
+	bool verbose = getenv("VHOST_FUZZ_VERBOSE") != NULL;
+	struct stats st[8] = { 0 };
+	char why[512], kwhy[512], first[8][640];
+	struct ktap k = { 0 };
+	long long t0, deadline;
+	pthread_t wd;
+	int kbad = 0;
+
+	if (ndevs > 8)
+		ndevs = 8;
+	if ((env = getenv("VHOST_FUZZ_SECONDS")))
+		seconds = atof(env);
+	if ((env = getenv("VHOST_FUZZ_SEED")))
+		seed0 = strtoull(env, NULL, 0);
+	if ((env = getenv("VHOST_FUZZ_EPISODES")))
+		max_ep = strtoull(env, NULL, 0);
+	ktap_header(ndevs + 1);
+	if (unshare(CLONE_NEWNET) < 0 || fuzz_guest_init()) {
+		ktap_diag("setup (unshare(CLONE_NEWNET), guest memory): %s (must run as root)",
+			  strerror(errno));
+		for (d = 0; d < ndevs + 1; d++)
+			ktap_result(&k, 0, "setup", NULL);
+		return ktap_finish(&k);
+	}
+	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+	signal(SIGPIPE, SIG_IGN);
+	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (kmsg_fd >= 0)
+		lseek(kmsg_fd, 0, SEEK_END);
+	stamp("start");
+	atomic_store(&wd_armed, 1);
+	pthread_create(&wd, NULL, watchdog, NULL);
+	ktap_diag("seeds from %llu, %.0f s, devices interleaved per seed; replay one: VHOST_FUZZ_SEED=S VHOST_FUZZ_EPISODES=1 %s DEVICE",
+		  (unsigned long long)seed0, seconds, argv[0]);
+	t0 = now_ms();
+	deadline = t0 + (long long)(seconds * 1000);
+	for (s = seed0; s - seed0 < max_ep && now_ms() < deadline; s++) {
+		for (d = 0; d < ndevs; d++) {
+			long long e0 = now_ms();
+			int r;
+
+			why[0] = 0;
+			r = episode(devs[d], s, &st[d], why, sizeof(why));
+			if (r && !failed[d]++)
+				snprintf(first[d], sizeof(first[d]), "%s", why);
+			if (r)
+				ktap_diag("%s seed %llu: %s", devs[d], (unsigned long long)s, why);
+			else if (verbose)
+				ktap_diag("%s seed %llu: ok in %lld ms", devs[d], (unsigned long long)s,
+					  now_ms() - e0);
+			if (kmsg_check(kwhy, sizeof(kwhy))) {
+				if (!kbad++)
+					ktap_diag("%s seed %llu: %s", devs[d], (unsigned long long)s, kwhy);
+			}
+		}
+	}
+	atomic_store(&wd_armed, 0);
+	for (d = 0; d < ndevs; d++) {
+		const char *dn = strrchr(devs[d], '/') ? strrchr(devs[d], '/') + 1 : devs[d];
+		char name[128];
+
+		ktap_diag("%s: %llu episodes (seeds %llu..%llu), %llu steps, %llu chains (RX %llu, TX %llu; %llu hostile), %llu frames injected, %llu kicks, %llu calls, %llu errors signalled, %lld s",
+			  dn, st[d].episodes, (unsigned long long)seed0,
+			  (unsigned long long)(seed0 + st[d].episodes - 1), st[d].steps,
+			  st[d].chains[0] + st[d].chains[1], st[d].chains[0], st[d].chains[1],
+			  st[d].hostile, st[d].frames, st[d].kicks, st[d].calls, st[d].errs,
+			  (now_ms() - t0) / 1000);
+		if (failed[d])
+			ktap_diag("%s: %d episodes failed; the first: %s", dn, failed[d], first[d]);
+		snprintf(name, sizeof(name), "fuzz %s", dn);
+		ktap_result(&k, !failed[d] && st[d].episodes > 0, name, NULL);
+	}
+	ktap_result(&k, !kbad, "fuzz kernel log clean", kmsg_fd < 0 ? "no /dev/kmsg" : NULL);
+	return ktap_finish(&k);
+}
