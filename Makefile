@@ -7,7 +7,9 @@
 #   make              build vhost-rs.ko against $(KDIR) (default: the test kernel)
 #   make check        every test: host unit tests, then the VM tests against both devices
 #   make bench        the benchmark: ours against vhost_net.ko, as ratios
-#   make check-qemu   QEMU variants against both devices (slow; not yet in CI)
+#   make check-qemu   QEMU variants against both devices (slow; .ci/run runs it after check)
+#   make fuzz         both fuzzers for FUZZ_SECONDS (1800) each: in the VM, then ring.rs on the host
+#   make fuzz-host    libFuzzer on ring.rs on the host for FUZZ_SECONDS (600); no VM
 #   make demo         a real QEMU guest networking through /dev/vhost-rs-net (nested, in the VM)
 #   make install      install vhost-rs.ko (modules_install) and the udev rule
 #   make CLIPPY=1     build with clippy; make fmt / make fmt-check for rustfmt
@@ -58,9 +60,19 @@ bench:
 	@$(REPO)scripts/bench.sh
 
 # QEMU variants (mrg_rxbuf/event_idx/indirect off, offloads off, poll-us, multiqueue, reboot,
-# SIGKILL, live migration), both devices, nested in the VM. Not yet part of make check / CI.
+# SIGKILL, live migration), both devices, nested in the VM. .ci/run runs it after make check.
 check-qemu:
 	@$(REPO)scripts/check-qemu.sh
+
+# The long fuzzing run: tests/bin/vhost_fuzz in the VM (both devices, seeded, FUZZ_SEED),
+# then ring.rs under libFuzzer; a bounded run of both is part of make check.
+fuzz:
+	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),1800) $(REPO)scripts/fuzz.sh
+
+# Coverage-guided fuzzing of ring.rs (tests/fuzz) on one core, FUZZ_SECONDS long (600);
+# the scratch corpus and any crash input go to ~/.cache/vhost-rs/fuzz.
+fuzz-host:
+	@$(REPO)scripts/fuzz-host.sh $(or $(FUZZ_SECONDS),600)
 
 KSRC = $(shell . $(REPO)scripts/common.sh && kernel_src)
 RUSTFMT := rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml
@@ -75,4 +87,5 @@ clean:
 	$(KMAKE) clean
 	$(MAKE) -C $(REPO)tests clean
 
-.PHONY: all setup kernel kernel-dir check check-qemu install bench demo fmt fmt-check clean
+.PHONY: all setup kernel kernel-dir check check-qemu install bench demo fuzz fuzz-host fmt fmt-check \
+	clean

@@ -67,6 +67,19 @@ main() {
 		fi
 	fi
 
+	if [ -f tests/fuzz/Cargo.toml ]; then
+		# A bounded libFuzzer run of ring.rs (make fuzz runs it long); one case.
+		step "ring.rs under libFuzzer for ${VHOST_RS_FUZZ_HOST_SECONDS:-60} s (scripts/fuzz-host.sh)"
+		out=$("$here/fuzz-host.sh" "${VHOST_RS_FUZZ_HOST_SECONDS:-60}")
+		local frc=$?
+		printf '%s\n' "$out"
+		if [ "$frc" = 0 ] && grep -q '^ok 1 ' <<<"$out"; then
+			pass=$((pass + 1))
+		else
+			fail=$((fail + 1))
+		fi
+	fi
+
 	step "tests in the VM (scripts/vm.sh tests/run_vm.sh)"
 	t0=$(date +%s)
 	out=$(mktemp)

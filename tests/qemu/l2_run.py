@@ -367,6 +367,12 @@ def migrate(a, res, src_sock, procs, cur):
         procs[1].kill()
 
 
+# Nested KVM on TCG's emulated SVM fails about one L2 boot in three or four with "KVM
+# internal error. Suberror: 3" (event delivery), whatever the backend (shared/PLATFORM.md):
+# such a boot, told apart by QEMU's stderr, is retried, and the count is reported.
+BOOT_ATTEMPTS = 4
+
+
 def run_once(a, payload, attempt, kill=False):
     name = a.name
     res = {"attempt": attempt, "failures": [], "kvm_error": False, "boot_hang": False}
@@ -708,14 +714,14 @@ def judge_variant(res, a):
 
 
 def kill_phase(a, payload, out):
-    """--kill-mid: a QEMU killed with SIGKILL in the middle of a stream (retried once if
-    nested KVM fails the boot). Returns the failures."""
-    for attempt in (1, 2):
+    """--kill-mid: a QEMU killed with SIGKILL in the middle of a stream (retried if nested
+    KVM fails the boot, up to BOOT_ATTEMPTS). Returns the failures."""
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
         res = run_once(a, payload, f"kill{attempt}", kill=True)
         out["kill_attempts"] = attempt
-        if (res["kvm_error"] or res["boot_hang"]) and attempt == 1:
+        if (res["kvm_error"] or res["boot_hang"]) and attempt < BOOT_ATTEMPTS:
             out["kvm_errors" if res["kvm_error"] else "boot_hangs"] += 1
-            log(f"{a.name}: nested KVM failed the kill phase's boot: retrying it once")
+            log(f"{a.name}: nested KVM failed the kill phase's boot: retrying it")
             continue
         break
     out["kill"] = res
@@ -758,16 +764,17 @@ def cmd_run(a):
     kill_failures = kill_phase(a, payload, out) if a.kill_mid else []
     if a.kill_mid:
         log(f"{a.name}: now a new QEMU on a new fd of {a.dev}, same tap")
-    for attempt in (1, 2):
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
         res = run_once(a, payload, attempt)
         out["attempts"] = attempt
         if res["kvm_error"] or res["boot_hang"]:
             why = "a KVM internal error" if res["kvm_error"] else "a boot hang before /init"
             out["kvm_errors" if res["kvm_error"] else "boot_hangs"] += 1
-            if attempt == 1:
-                log(f"{a.name}: nested KVM failed the boot ({why}): retrying it once")
+            if attempt < BOOT_ATTEMPTS:
+                log(f"{a.name}: nested KVM failed the boot ({why}): retrying it")
                 continue
-            res["failures"].insert(0, f"nested KVM failed the boot on both attempts (last: {why})")
+            res["failures"].insert(0, f"nested KVM failed the boot on all {attempt} attempts "
+                                   f"(last: {why})")
         break
     judge(res, a)
     res["failures"][:0] = kill_failures
