@@ -45,6 +45,26 @@ pub(crate) struct Vq {
     pub(crate) log: KVec<LogEntry>,
     /// Used elements waiting to be published (`vq->heads`).
     pub(crate) heads: KVec<(u32, u32)>,
+    /// Counters since the last reset, shown in the device's fdinfo.
+    pub(crate) stats: VqStats,
+}
+
+/// Per-queue counters (`/proc/PID/fdinfo/FD` of the device file).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VqStats {
+    /// Packets sent (TX) or received into the guest (RX), and their bytes with headers.
+    pub(crate) packets: u64,
+    pub(crate) bytes: u64,
+    /// Packets dropped: failed sends, oversized or failed receives.
+    pub(crate) drops: u64,
+    /// Signals of the call eventfd, and of the err eventfd (malformed input).
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    /// Busy polls that found work before the timeout, and those that did not.
+    pub(crate) busy_hits: u64,
+    pub(crate) busy_misses: u64,
+    /// Rounds that gave way to the weight limit and were requeued.
+    pub(crate) requeues: u64,
 }
 
 impl Vq {
@@ -69,6 +89,16 @@ impl Vq {
             iov: KVec::new(),
             log: KVec::new(),
             heads: KVec::new(),
+            stats: VqStats {
+                packets: 0,
+                bytes: 0,
+                drops: 0,
+                calls: 0,
+                errors: 0,
+                busy_hits: 0,
+                busy_misses: 0,
+                requeues: 0,
+            },
         }
     }
 
@@ -104,8 +134,9 @@ impl Vq {
 
     /// `vq_err()`: a guest error on this queue. Logged at debug level only, as vhost does
     /// (a guest must not be able to flood the log), and signalled on the err eventfd.
-    pub(crate) fn error(&self, what: &str, e: RingError) {
+    pub(crate) fn error(&mut self, what: &str, e: RingError) {
         pr_debug!("vhost-rs: {}: {:?}\n", what, e);
+        self.stats.errors += 1;
         if let Some(err) = &self.err {
             err.signal();
         }

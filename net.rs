@@ -13,8 +13,8 @@ use crate::{
     uapi::*,
     user,
 };
-use core::sync::atomic::{AtomicU32, Ordering};
-use kernel::{new_mutex, prelude::*, sync::Mutex};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use kernel::{new_mutex, prelude::*, seq_file::SeqFile, seq_print, sync::Mutex};
 
 /// Feature bits we offer, by word of the 128-bit feature array: what the data path
 /// implements, the set vhost_net.ko offers for the same capabilities. It also offers
@@ -66,6 +66,8 @@ pub(crate) struct VhostNet {
     worker: Worker,
     /// Work waiting for the worker (`KICK`/`SOCK` bits per queue).
     pending: AtomicU32,
+    /// Guest kicks seen per queue (counted in the wakeup, outside the lock).
+    kicks: [AtomicU64; NVQS],
 }
 
 #[pinned_drop]
@@ -82,6 +84,7 @@ impl VhostNet {
             dev <- new_mutex!(Dev::new(), "VhostNet::dev"),
             worker <- Worker::new(),
             pending: AtomicU32::new(0),
+            kicks: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
 
@@ -102,6 +105,11 @@ impl VhostNet {
 
     /// Called from a poll wakeup, in atomic context: note the work, wake the worker.
     pub(crate) fn poll_wake(&self, bit: u32) {
+        for (q, kicks) in self.kicks.iter().enumerate() {
+            if bit == KICK << q {
+                kicks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.pending.fetch_or(bit, Ordering::AcqRel);
         self.worker.wake();
     }
@@ -123,10 +131,10 @@ impl VhostNet {
         let mut again = 0;
         {
             let mut dev = self.dev.lock();
-            if pending & ((KICK | SOCK) << TX) != 0 && handle_tx(&mut dev) {
+            if pending & ((KICK | SOCK) << TX) != 0 && handle_tx(&mut dev, &self.pending) {
                 again |= KICK << TX;
             }
-            if pending & ((KICK | SOCK) << RX) != 0 && handle_rx(&mut dev) {
+            if pending & ((KICK | SOCK) << RX) != 0 && handle_rx(&mut dev, &self.pending) {
                 again |= KICK << RX;
             }
         }
@@ -136,6 +144,31 @@ impl VhostNet {
         }
         sys::cond_resched();
         true
+    }
+
+    /// The device's counters, per queue, for `/proc/PID/fdinfo/FD` (vhost-net has none).
+    pub(crate) fn show_fdinfo(&self, m: &SeqFile) {
+        let dev = self.dev.lock();
+        for (q, vq) in dev.vqs.iter().enumerate() {
+            let st = &vq.stats;
+            let name = if q == RX { "rx" } else { "tx" };
+            seq_print!(
+                m,
+                "vq{} {}: packets {} bytes {} drops {} kicks {} calls {} errors {} busy_hits {} busy_misses {} requeues {} busyloop_timeout {}\n",
+                q,
+                name,
+                st.packets,
+                st.bytes,
+                st.drops,
+                self.kicks[q].load(Ordering::Relaxed),
+                st.calls,
+                st.errors,
+                st.busy_hits,
+                st.busy_misses,
+                st.requeues,
+                vq.busyloop_timeout
+            );
+        }
     }
 
     /// `vhost_net_set_owner()`: the owner's worker, the queues' polls and arrays.
@@ -446,6 +479,7 @@ fn flush_used(vq: &mut Vq, mem: &UserMem<'_>, n: usize) {
     if vq.ring.notify(mem) {
         if let Some(call) = &vq.call {
             call.signal();
+            vq.stats.calls += 1;
         }
     }
 }
@@ -492,11 +526,11 @@ fn write_at(iov: &[Iov], mut off: u64, data: &[u8]) -> Result {
 
 /// `handle_tx()` with `handle_tx_copy()`: sends each chain the guest made available as one
 /// packet. Returns true if the queue gave way to its weight and must run again.
-fn handle_tx(dev: &mut Dev) -> bool {
+fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
     let Dev {
         umem, vqs, log_ctx, ..
     } = dev;
-    let vq = &mut vqs[TX];
+    let [rvq, vq] = vqs;
     let Some(mem) = begin_round(vq, umem, log_ctx) else {
         return false;
     };
@@ -509,19 +543,28 @@ fn handle_tx(dev: &mut Dev) -> bool {
     loop {
         // Every round counts towards the weight, as in the C do-while loop.
         if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
+            vq.stats.requeues += 1;
             requeue = true;
             break;
         }
         pkts += 1;
-        let chain = {
-            let mut buf = ChainBuf {
-                iov: &mut vq.iov,
-                log: None,
-            };
-            vq.ring.get_desc(&mem, &mut buf)
-        };
+        let mut chain = tx_get_desc(vq, &mem);
+        let mut busyloop_intr = false;
+        if matches!(chain, Ok(None)) && vq.busyloop_timeout != 0 {
+            // vhost_net_tx_get_vq_desc(): publish what is done, watch the rings and the RX
+            // socket a while, then look again.
+            flush_used(vq, &mem, done);
+            done = 0;
+            busyloop_intr = busy_poll(rvq, vq, umem, log_ctx, pending, false);
+            chain = tx_get_desc(vq, &mem);
+        }
         let chain = match chain {
             Ok(Some(c)) => c,
+            // Other work is waiting: give way to it, and come back.
+            Ok(None) if busyloop_intr => {
+                requeue = true;
+                break;
+            }
             Ok(None) if rearm(vq, &mem) => continue,
             Ok(None) => break,
             Err(e) => {
@@ -558,8 +601,12 @@ fn handle_tx(dev: &mut Dev) -> bool {
                 }
                 break;
             }
+            Ok(_) => {
+                vq.stats.packets += 1;
+                vq.stats.bytes += len;
+            }
             // Any other failure drops the packet, as vhost-net does; the buffer is used.
-            _ => {}
+            Err(_) => vq.stats.drops += 1,
         }
         vq.heads[done] = (u32::from(chain.head), 0);
         done += 1;
@@ -573,14 +620,112 @@ fn handle_tx(dev: &mut Dev) -> bool {
     requeue
 }
 
+/// The next TX chain into `vq.iov`.
+fn tx_get_desc(vq: &mut Vq, mem: &UserMem<'_>) -> Result<Option<crate::ring::Chain>, RingError> {
+    let mut buf = ChainBuf {
+        iov: &mut vq.iov,
+        log: None,
+    };
+    vq.ring.get_desc(mem, &mut buf)
+}
+
+/// `vhost_net_busy_poll()`: the handler of `poll_rx ? RX : TX` ran out of work; for up to
+/// that queue's busy-loop timeout (about microseconds) it spins, watching the TX ring and
+/// the RX socket with the RX ring, while the paired queue takes no kicks. It gives way to a
+/// reschedule, a signal and other pending work (then returns true: the caller requeues);
+/// afterwards the paired queue runs if it has work, else takes kicks again. Counts a hit
+/// (work appeared) or a miss on the polling queue.
+fn busy_poll(
+    rvq: &mut Vq,
+    tvq: &mut Vq,
+    umem: &Option<mem::MemTable>,
+    log_ctx: &Option<sys::EventFdCtx>,
+    pending: &AtomicU32,
+    poll_rx: bool,
+) -> bool {
+    let (Some(rmem), Some(tmem)) = (
+        guest_mem(umem, (rvq.log_used, rvq.log_base, rvq.log_addr), log_ctx),
+        guest_mem(umem, (tvq.log_used, tvq.log_base, tvq.log_addr), log_ctx),
+    ) else {
+        return false;
+    };
+    // The paired queue is left alone unless it is running (its rings are then valid).
+    let (pvq, pmem, pbit) = if poll_rx {
+        (&mut *tvq, &tmem, KICK << TX)
+    } else {
+        (&mut *rvq, &rmem, KICK << RX)
+    };
+    let paired = pvq.backend.is_some();
+    if paired {
+        if let Err(e) = pvq.ring.disable_notify(pmem) {
+            pvq.error("disabling notification", e);
+        }
+    }
+    let timeout = if poll_rx {
+        rvq.busyloop_timeout
+    } else {
+        tvq.busyloop_timeout
+    };
+    let end = sys::busy_clock().saturating_add(u64::from(timeout));
+    let (mut intr, mut hit) = (false, false);
+    while sys::can_busy_poll(end) {
+        if pending.load(Ordering::Acquire) != 0 {
+            intr = true;
+            break;
+        }
+        let rx_data = rvq.backend.as_ref().is_some_and(|s| s.peek_len() > 0);
+        // A ring that cannot be read counts as not empty: its handler reports the error.
+        if (rx_data && rvq.ring.has_avail(&rmem).unwrap_or(true))
+            || (tvq.backend.is_some() && tvq.ring.has_avail(&tmem).unwrap_or(true))
+        {
+            hit = true;
+            break;
+        }
+        sys::cpu_relax();
+    }
+    let stats = if poll_rx {
+        &mut rvq.stats
+    } else {
+        &mut tvq.stats
+    };
+    if hit {
+        stats.busy_hits += 1;
+    } else {
+        stats.busy_misses += 1;
+    }
+    if !paired {
+        return intr;
+    }
+    let rx_data = rvq.backend.as_ref().is_some_and(|s| s.peek_len() > 0);
+    let (pvq, pmem) = if poll_rx {
+        (&mut *tvq, &tmem)
+    } else {
+        (&mut *rvq, &rmem)
+    };
+    if poll_rx || rx_data {
+        // vhost_net_busy_poll_try_queue(): run the paired queue if it has work.
+        let work = match pvq.ring.has_avail(pmem) {
+            Ok(true) | Err(_) => true,
+            Ok(false) => rearm(pvq, pmem),
+        };
+        if work {
+            pending.fetch_or(pbit, Ordering::AcqRel);
+        }
+    } else if let Err(e) = pvq.ring.enable_notify(pmem) {
+        // TX polled and RX has no data: RX takes kicks again.
+        pvq.error("enabling notification", e);
+    }
+    intr
+}
+
 /// `handle_rx()`: receives each waiting packet into as many guest buffers as it needs
 /// (one without `VIRTIO_NET_F_MRG_RXBUF`). Returns true if the queue gave way to its
 /// weight and must run again.
-fn handle_rx(dev: &mut Dev) -> bool {
+fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
     let Dev {
         umem, vqs, log_ctx, ..
     } = dev;
-    let vq = &mut vqs[RX];
+    let [vq, tvq] = vqs;
     let Some(mem) = begin_round(vq, umem, log_ctx) else {
         return false;
     };
@@ -597,16 +742,27 @@ fn handle_rx(dev: &mut Dev) -> bool {
     let (mut total, mut pkts) = (0usize, 0usize);
     let mut requeue = false;
     let mut drained = false;
-    while let Some(sock) = vq.backend.as_ref() {
+    let mut busyloop_intr = false;
+    while vq.backend.is_some() {
         // Every round counts towards the weight, dropped packets too.
         if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
+            vq.stats.requeues += 1;
             requeue = true;
             break;
         }
         pkts += 1;
-        let sock_len = sock.peek_len();
+        let peek = |vq: &Vq| vq.backend.as_ref().map_or(0, |s| s.peek_len());
+        let mut sock_len = peek(vq);
+        if sock_len == 0 && vq.busyloop_timeout != 0 {
+            // vhost_net_rx_peek_head_len(): watch the socket (and the TX ring) a while.
+            busyloop_intr = busy_poll(vq, tvq, umem, log_ctx, pending, true);
+            sock_len = peek(vq);
+        }
         if sock_len == 0 {
-            drained = true;
+            // Drained: the socket wakes us again, unless other work cut the poll short
+            // (then we come back by requeue, as vhost-net does).
+            requeue |= busyloop_intr;
+            drained = !busyloop_intr;
             break;
         }
         let sock_len = sock_len + vq.sock_hlen;
@@ -626,6 +782,10 @@ fn handle_rx(dev: &mut Dev) -> bool {
         }) = got
         else {
             // Not enough buffers: wait for the guest to add some (it kicks).
+            if busyloop_intr {
+                requeue = true;
+                break;
+            }
             if rearm(vq, &mem) {
                 continue;
             }
@@ -640,6 +800,7 @@ fn handle_rx(dev: &mut Dev) -> bool {
             // (tun ignores an empty receive, leaving the packet queued). get_rx_bufs took
             // at least one chain, so `iov[0]` is one of its non-empty segments.
             let _ = sock.recvmsg(&vq.iov[..1], 1);
+            vq.stats.drops += 1;
             continue;
         }
         // The header's segments, before skipping shortens them: at most 12 bytes, so at
@@ -656,6 +817,7 @@ fn handle_rx(dev: &mut Dev) -> bool {
             _ => {
                 // Truncated or failed: discard the packet and give the buffers back.
                 vq.ring.discard(heads as u16);
+                vq.stats.drops += 1;
                 continue;
             }
         }
@@ -664,6 +826,8 @@ fn handle_rx(dev: &mut Dev) -> bool {
             break;
         }
         flush_used(vq, &mem, heads);
+        vq.stats.packets += 1;
+        vq.stats.bytes += vhost_len as u64;
         total += vhost_len;
     }
     if drained {

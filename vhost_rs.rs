@@ -19,6 +19,7 @@ use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
+    seq_file::SeqFile,
     sync::{Arc, ArcBorrow},
 };
 
@@ -61,6 +62,11 @@ impl MiscDevice for net::VhostNet {
 
     fn ioctl(me: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         me.ioctl(cmd, arg as u64)
+    }
+
+    /// Per-queue counters: packets, bytes, drops, kicks, calls, errors, busy polls.
+    fn show_fdinfo(me: ArcBorrow<'_, Self>, m: &SeqFile, _file: &File) {
+        me.show_fdinfo(m);
     }
 
     /// vhost-net uses `compat_ptr_ioctl`: the same structs, the pointer zero-extended.

@@ -9,7 +9,9 @@
 #include <linux/if_packet.h>
 #include <linux/if_vlan.h>
 #include <linux/kthread.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/sched/vhost_task.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
@@ -178,6 +180,23 @@ int vhost_rs_set_bit_to_user(int nr, u64 addr)
 void vhost_rs_cond_resched(void)
 {
 	cond_resched();
+}
+
+/* busy_clock() and vhost_can_busy_poll() of net.c: about a microsecond a unit. */
+u64 vhost_rs_busy_clock(void)
+{
+	return local_clock() >> 10;
+}
+
+bool vhost_rs_can_busy_poll(u64 endtime)
+{
+	return !need_resched() && !time_after64(vhost_rs_busy_clock(), endtime) &&
+	       !signal_pending(current);
+}
+
+void vhost_rs_cpu_relax(void)
+{
+	cpu_relax();
 }
 
 void vhost_rs_set_running(void)

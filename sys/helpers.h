@@ -33,6 +33,9 @@ u64 vhost_rs_clear_user(u64 addr, u64 len);
 int vhost_rs_set_bit_to_user(int nr, u64 addr);
 void vhost_rs_cond_resched(void);
 void vhost_rs_set_running(void);
+u64 vhost_rs_busy_clock(void);
+bool vhost_rs_can_busy_poll(u64 endtime);
+void vhost_rs_cpu_relax(void);
 
 /* A wait-queue entry on a file's poll queue (struct vhost_poll in vhost.c). */
 struct vhost_rs_poll;

@@ -55,6 +55,9 @@ extern "C" {
     fn vhost_rs_set_bit_to_user(nr: i32, addr: u64) -> i32;
     fn vhost_rs_cond_resched();
     fn vhost_rs_set_running();
+    fn vhost_rs_busy_clock() -> u64;
+    fn vhost_rs_can_busy_poll(endtime: u64) -> bool;
+    fn vhost_rs_cpu_relax();
     fn vhost_rs_poll_alloc(mask: u32, data: *const c_void, bit: u32) -> *mut RawPoll;
     fn vhost_rs_poll_start(poll: *mut RawPoll, file: *mut c_void) -> i32;
     fn vhost_rs_poll_stop(poll: *mut RawPoll);
@@ -206,6 +209,25 @@ pub(crate) fn cond_resched() {
 
 /// Marks the running worker as busy (`__set_current_state(TASK_RUNNING)`): the worker loop
 /// calls us in `TASK_INTERRUPTIBLE`, and work that may sleep must not run in that state.
+/// `busy_clock()`: a clock for busy-poll deadlines, in units of about a microsecond.
+pub(crate) fn busy_clock() -> u64 {
+    // SAFETY: reads the local clock; no preconditions.
+    unsafe { vhost_rs_busy_clock() }
+}
+
+/// `vhost_can_busy_poll()`: before `endtime`, and nothing else wants this CPU or task (no
+/// reschedule due, no signal pending).
+pub(crate) fn can_busy_poll(endtime: u64) -> bool {
+    // SAFETY: reads the current task's flags and the clock; no preconditions.
+    unsafe { vhost_rs_can_busy_poll(endtime) }
+}
+
+/// `cpu_relax()`, for spin loops.
+pub(crate) fn cpu_relax() {
+    // SAFETY: a pause instruction; no preconditions.
+    unsafe { vhost_rs_cpu_relax() }
+}
+
 pub(crate) fn set_running() {
     // SAFETY: changes the current task's state only; no preconditions.
     unsafe { vhost_rs_set_running() }

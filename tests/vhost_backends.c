@@ -17,6 +17,7 @@
  * exiting while another process holds the file, tap deleted under traffic.
  */
 #include <pthread.h>
+#include <dirent.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -2154,6 +2155,229 @@ out:
 	return r;
 }
 
+/* ---- busy polling -------------------------------------------------------------------------- */
+
+static int set_busyloop(int vfd, unsigned int idx, unsigned int us)
+{
+	struct vhost_vring_state s = { .index = idx, .num = us };
+
+	return ioctl(vfd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &s) < 0 ? -errno : 0;
+}
+
+/* The worker thread of owner @pid ("vhost-PID"): its tid, or -1. */
+static int worker_tid(pid_t pid)
+{
+	char path[320], comm[32], want[32];
+	struct dirent *e;
+	DIR *d;
+	int tid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	snprintf(want, sizeof(want), "vhost-%d\n", pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want))
+			tid = atoi(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return tid;
+}
+
+/* CPU time of thread @tid of @pid, in clock ticks (utime + stime), or -1. */
+static long thread_ticks(pid_t pid, int tid)
+{
+	char path[64], buf[512], *p;
+	unsigned long ut, st;
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	if (!p || !(p = strrchr(buf, ')')))
+		return -1;
+	/* After "pid (comm)": field 3 is the state; utime and stime are fields 14 and 15. */
+	for (i = 3; i <= 14 && p; i++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p, " %lu %lu", &ut, &st) != 2)
+		return -1;
+	return ut + st;
+}
+
+/* A counter of queue @q ("rx"/"tx") from our fdinfo, or -1 (vhost-net has none). */
+static long long fdinfo_counter(int vfd, const char *q, const char *name)
+{
+	char path[64], line[512], key[64];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", vfd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	snprintf(key, sizeof(key), " %s ", name);
+	while (fgets(line, sizeof(line), f)) {
+		char *p;
+
+		if (strncmp(line, "vq", 2) || !strstr(line, q))
+			continue;
+		p = strstr(line, key);
+		if (p)
+			v = atoll(p + strlen(key));
+	}
+	fclose(f);
+	return v;
+}
+
+/* The child of the signal part: owner of a device whose TX worker busy-polls for 20 s. */
+static void busy_child(const char *path, int wfd)
+{
+	static uint8_t f[SLOT];
+	struct tapc tc;
+	struct dev d;
+
+	if (tapc_create(&tc, 0, 1500) != R_PASS || dev_open(&d, path, 0) != R_PASS ||
+	    dev_setup(&d, QEMU_FEATURES, -1) != R_PASS || set_busyloop(d.vfd, 1, 20000000) ||
+	    dev_backend(&d, tc.t.fd) != R_PASS)
+		_exit(1);
+	mk_frame(f, 60, 0x600000, NULL);
+	if (dev_tx_one(&d, f, 60) != R_PASS)
+		_exit(1);
+	if (write(wfd, "s", 1) != 1)
+		_exit(1);
+	for (;;)
+		pause();
+}
+
+/*
+ * VHOST_SET_VRING_BUSYLOOP_TIMEOUT: traffic both ways with a 50 us poll (our counters of
+ * busy-poll hits and misses must move; vhost-net has no counters); a TX poll of 5 s must
+ * not starve RX (a frame arriving meanwhile is received well before the poll would end);
+ * a worker spinning in a 20 s poll (its CPU time shows it) ends with its owner, SIGKILLed,
+ * within 5 s.
+ */
+static int case_busy_poll(const char *path)
+{
+	static uint8_t f[SLOT];
+	struct tapc tc;
+	struct dev d;
+	long long t0, hits_tx, miss_tx, hits_rx, miss_rx, pk_tx, pk_rx;
+	struct vhost_vring_state s = { .index = 0 };
+	int r, p[2], st, tid;
+	long c0, c1;
+	pid_t pid;
+
+	r = tapc_create(&tc, 0, 1500);
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r != R_PASS)
+		return r;
+	if ((r = set_busyloop(d.vfd, 0, 50)) || (r = set_busyloop(d.vfd, 1, 50)))
+		FAIL("%s: SET_VRING_BUSYLOOP_TIMEOUT 50: %s", d.name, errno_name(-r));
+	if (ioctl(d.vfd, VHOST_GET_VRING_BUSYLOOP_TIMEOUT, &s) < 0 || s.num != 50)
+		FAIL("%s: GET_VRING_BUSYLOOP_TIMEOUT: %s, %u", d.name, errno_name(errno), s.num);
+	if (dev_backend(&d, tc.t.fd) != R_PASS ||
+	    dev_txrx(&d, tc.cap, tc.snd, tc.t.ifindex, NULL, 0x610000) != R_PASS)
+		return R_FAIL;
+	hits_tx = fdinfo_counter(d.vfd, "tx", "busy_hits");
+	miss_tx = fdinfo_counter(d.vfd, "tx", "busy_misses");
+	hits_rx = fdinfo_counter(d.vfd, "rx", "busy_hits");
+	miss_rx = fdinfo_counter(d.vfd, "rx", "busy_misses");
+	pk_tx = fdinfo_counter(d.vfd, "tx", "packets");
+	pk_rx = fdinfo_counter(d.vfd, "rx", "packets");
+	if (hits_tx < 0) {
+		ktap_diag("%s: no per-queue counters in fdinfo (vhost-net has none; ours has)", d.name);
+	} else {
+		ktap_diag("%s: 50 us polls: TX %lld hits %lld misses, RX %lld hits %lld misses; packets TX %lld RX %lld",
+			  d.name, hits_tx, miss_tx, hits_rx, miss_rx, pk_tx, pk_rx);
+		if (hits_tx + miss_tx < 1 || hits_rx + miss_rx < 1)
+			FAIL("%s: the busy-poll counters did not move", d.name);
+		if (pk_tx != 2 || pk_rx != 2)
+			FAIL("%s: packet counters TX %lld RX %lld, expected 2 and 2", d.name, pk_tx, pk_rx);
+	}
+	/* A TX poll of 5 s, started by one frame; RX must not wait for it. */
+	if ((r = set_backend(d.vfd, 1, -1)) || (r = set_busyloop(d.vfd, 1, 5000000)) ||
+	    (r = set_backend(d.vfd, 1, tc.t.fd)))
+		FAIL("%s: TX timeout 5 s: %s", d.name, errno_name(-r));
+	mk_frame(f, 60, 0x620000, NULL);
+	if (dev_tx_one(&d, f, 60) != R_PASS || cap_expect(tc.cap, d.name, f, 60, "TX before the poll"))
+		return R_FAIL;
+	if (dev_rx_post(&d, 4) != R_PASS)
+		return R_FAIL;
+	sleep_ms(200);
+	mk_frame(f, 60, 0x630000, NULL);
+	t0 = now_ms();
+	if (pkt_send(tc.snd, tc.t.ifindex, f, 60))
+		FAIL("%s: sending into the tap: %s", d.name, strerror(errno));
+	if (dev_rx_expect(&d, f, 60, "RX during a 5 s TX poll") != R_PASS)
+		return R_FAIL;
+	ktap_diag("%s: RX frame received %lld ms after it was sent, during a 5 s TX busy poll",
+		  d.name, now_ms() - t0);
+	if (now_ms() - t0 > 2500)
+		FAIL("%s: RX waited %lld ms for the TX busy poll", d.name, now_ms() - t0);
+	dev_close(&d);
+	tapc_close(&tc);
+
+	/* A signal ends the poll: the owner, SIGKILLed while its worker spins. */
+	if (pipe(p) < 0)
+		FAIL("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (!pid) {
+		close(p[0]);
+		busy_child(path, p[1]);
+	}
+	close(p[1]);
+	{
+		char c;
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+
+		if (poll(&pf, 1, 30000) <= 0 || read(p[0], &c, 1) != 1) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			FAIL("%s: the busy-poll child did not set up", strrchr(path, '/') + 1);
+		}
+	}
+	close(p[0]);
+	sleep_ms(300);
+	tid = worker_tid(pid);
+	c0 = tid > 0 ? thread_ticks(pid, tid) : -1;
+	sleep_ms(1000);
+	c1 = tid > 0 ? thread_ticks(pid, tid) : -1;
+	t0 = now_ms();
+	kill(pid, SIGKILL);
+	st = wait_child(pid, 15000);
+	if (st < 0)
+		FAIL("%s: the owner, SIGKILLed during a 20 s busy poll, still exists after 15 s",
+		     strrchr(path, '/') + 1);
+	ktap_diag("%s: worker %d ran %ld ms of CPU in 1000 ms of a 20 s busy poll; the SIGKILLed owner was gone %lld ms later",
+		  strrchr(path, '/') + 1, tid, (c1 - c0) * 1000 / sysconf(_SC_CLK_TCK), now_ms() - t0);
+	if (tid < 0 || c0 < 0 || c1 < 0)
+		FAIL("no worker thread vhost-%d found", pid);
+	if ((c1 - c0) * 1000 / sysconf(_SC_CLK_TCK) < 300)
+		FAIL("the worker was not busy polling (%ld ticks in 1 s)", c1 - c0);
+	if (now_ms() - t0 > 5000)
+		FAIL("the SIGKILLed owner took %lld ms to go, its worker in a busy poll", now_ms() - t0);
+	return R_PASS;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(const char *dev);
@@ -2169,6 +2393,7 @@ static const struct {
 	{ "tap_deleted", case_tap_deleted },
 	{ "alloc_faults", case_alloc_faults },
 	{ "ioctl_races", case_ioctl_races },
+	{ "busy_poll", case_busy_poll },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
