@@ -4,7 +4,7 @@
  * fake guest set up as QEMU sets it up (tests/guest.h).
  *
  * Usage: vhost_bench DEV CASE [SECONDS [WARMUP_SECONDS]]   (default 3 and 0.5)
- *   CASE: tx64 tx1500 tx64k rx64 rx1500 rr64
+ *   CASE: tx64 tx1500 tx64k rx64 rx1500 rr64 rr64bp
  *
  * Setup, every case: a private network namespace; a tap (IFF_TAP | IFF_NO_PI |
  * IFF_VNET_HDR, vnet header 12, TUNSETOFFLOAD CSUM|TSO4|TSO6 as QEMU does for a
@@ -34,6 +34,8 @@
  *          interface side (AF_PACKET) echoes it, the guest waits (call eventfd,
  *          interrupt on every RX used entry) for it in its RX ring. One
  *          transaction in flight. Counted: round trips/s, median and p99 RTT.
+ *   rr64bp rr64 with both queues busy polling 50 us (VHOST_SET_VRING_BUSYLOOP_TIMEOUT,
+ *          QEMU's poll-us=50) when they run out of work.
  *
  * Output: one line per measurement, key=value:
  *   BENCH dev=NAME case=CASE metric=M value=V unit=U [more=...]
@@ -192,6 +194,9 @@ static struct ifstats if_stats(const char *name)
 	return s;
 }
 
+/* rr64bp: both queues busy-poll this long (QEMU's poll-us) when they run out of work. */
+static unsigned int busyloop_us;
+
 static void bench_open(struct bench *b, const char *dev, bool rx_backend)
 {
 	const char *what;
@@ -225,6 +230,12 @@ static void bench_open(struct bench *b, const char *dev, bool rx_backend)
 		r = vr_setup_vhost(&b->tx, b->vfd, 1, &what);
 	if (r)
 		die("%s: %s", what, strerror(-r));
+	for (i = 0; i < 2 && busyloop_us; i++) {
+		struct vhost_vring_state s = { .index = i, .num = busyloop_us };
+
+		if (ioctl(b->vfd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &s) < 0)
+			die("SET_VRING_BUSYLOOP_TIMEOUT %u: %s", busyloop_us, strerror(errno));
+	}
 	for (i = rx_backend ? 0 : 1; i < 2; i++) {
 		struct vhost_vring_file bf = { .index = i, .fd = b->tap.fd };
 
@@ -763,7 +774,7 @@ int main(int argc, char **argv)
 	int r;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s DEV tx64|tx1500|tx64k|rx64|rx1500|rr64 [SECONDS [WARMUP]]\n",
+		fprintf(stderr, "usage: %s DEV tx64|tx1500|tx64k|rx64|rx1500|rr64|rr64bp [SECONDS [WARMUP]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -781,6 +792,8 @@ int main(int argc, char **argv)
 	r = guest_init(&G);
 	if (r)
 		die("guest memory: %s", strerror(-r));
+	if (!strcmp(case_name, "rr64bp"))
+		busyloop_us = 50;
 	bench_open(&b, argv[1], strncmp(case_name, "rx", 2) != 0);
 	if (!strcmp(case_name, "tx64"))
 		r = run_tx(&b, 64, dur, warm);
@@ -792,7 +805,7 @@ int main(int argc, char **argv)
 		r = run_rx(&b, 64, dur, warm);
 	else if (!strcmp(case_name, "rx1500"))
 		r = run_rx(&b, 1514, dur, warm);
-	else if (!strcmp(case_name, "rr64"))
+	else if (!strcmp(case_name, "rr64") || !strcmp(case_name, "rr64bp"))
 		r = run_rr(&b, 64, dur, warm);
 	else
 		die("unknown case");

@@ -16,6 +16,8 @@
 #   vhdemo.reboot=1             after the transfers, ask L1 (nc peer ctlport) whether to
 #                               reboot: `reboot` -> say `rebooting` and reboot -f; else finish
 #   vhdemo.ctlport=5003         the port for that question
+#   vhdemo.hold=1               after L1->L2, wait for L1's word on ctlport (the migration
+#                               is over) before L2->L1
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
@@ -37,7 +39,7 @@ finish() {
 }
 
 addr=10.99.0.2/24 peer=10.99.0.1 run=demo count=10 rxport=5002 txport=5001 tmo=300
-reboot=0 ctlport=5003
+reboot=0 ctlport=5003 hold=0
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	vhdemo.addr=*) addr=${arg#*=} ;;
@@ -49,6 +51,7 @@ for arg in $(cat /proc/cmdline); do
 	vhdemo.timeout=*) tmo=${arg#*=} ;;
 	vhdemo.reboot=*) reboot=${arg#*=} ;;
 	vhdemo.ctlport=*) ctlport=${arg#*=} ;;
+	vhdemo.hold=*) hold=${arg#*=} ;;
 	esac
 done
 say "init up=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) run=$run"
@@ -112,6 +115,13 @@ size=$(wc -c </tmp/data)
 sum=$(sha256sum /tmp/data | cut -d' ' -f1)
 say "rx done rc=$nrc bytes=$size sha256=$sum"
 [ $nrc = 0 ] || rc=1
+
+# --- vhdemo.hold=1 (live migration): wait until L1 says the migration is over, so that the
+# rest runs on the destination QEMU, however fast the stream was. ---
+if [ "$hold" = 1 ]; then
+	what=$(timeout "$tmo" nc "$peer" "$ctlport" </dev/null)
+	say "hold released=${what:-none} up=$(cut -d' ' -f1 /proc/uptime)"
+fi
 
 # --- L2 -> L1: we send it back; at the file's end nc shuts down its side, L1 closes. ---
 say "tx start port=$txport"

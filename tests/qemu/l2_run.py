@@ -324,6 +324,35 @@ class Ctl:
         self.s.close()
 
 
+class Hold(Ctl):
+    """--migrate: answers the guest's hold question (after L1->L2) once the migration has
+    ended, so that L2->L1 and the end run on the destination however fast the stream was."""
+
+    def __init__(self, tmo, res):
+        self.res = res
+        self.tmo = tmo
+        super().__init__(tmo)
+
+    def _serve(self):
+        try:
+            c, _ = self.s.accept()
+        except OSError:
+            return
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.tmo:
+            st = (self.res.get("migration") or {}).get("status", "")
+            if st in ("completed", "failed", "cancelled") or st.startswith("timeout"):
+                break
+            time.sleep(0.2)
+        try:
+            c.sendall(b"go\n")
+            self.answers += 1
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        c.close()
+
+
 # What one boot of the guest reports; --reboot keeps the first boot's apart.
 BOOT_KEYS = ("init_s", "boot_s", "l2_features", "l2_rxq", "l2_uptime_ready", "ping", "l2_rx",
              "l2_tx", "l2_stats", "tap_stats", "worker_ticks", "evidence_end")
@@ -381,13 +410,16 @@ def run_once(a, payload, attempt, kill=False):
     # The kill phase streams the payload 64 times so that the kill lands in the middle.
     peer = Peer(payload, a.xfer_timeout, a.timeout, repeat=64 if kill else 1)
     ctl = Ctl(a.timeout) if a.reboot and not kill else None
+    if a.migrate and not kill:
+        ctl = Hold(a.timeout, res)
     fds = [os.open(a.dev, os.O_RDWR) for _ in range(a.queues)]
     fd = fds[0]
     append = (f"console=ttyS0 quiet panic=-1 vhdemo.run=demo vhdemo.addr={L2_ADDR}/24 "
               f"vhdemo.peer={L1_ADDR} vhdemo.rxport={RX_PORT} vhdemo.txport={TX_PORT} "
               f"vhdemo.ping={a.ping} vhdemo.timeout={a.xfer_timeout}")
     if ctl:
-        append += f" vhdemo.reboot=1 vhdemo.ctlport={CTL_PORT}"
+        hold = "hold" if isinstance(ctl, Hold) else "reboot"
+        append += f" vhdemo.{hold}=1 vhdemo.ctlport={CTL_PORT}"
     if kill:
         append += " vhdemo.ping=2"
     tfds = []
