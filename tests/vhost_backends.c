@@ -517,6 +517,22 @@ static void tapc_close(struct tapc *c)
 	c->t.fd = c->cap = c->snd = -1;
 }
 
+/* Taps @a and @b, and device @d at @path set up as QEMU does with @a as its backend. */
+static int two_taps_dev(struct tapc *a, struct tapc *b, struct dev *d, const char *path)
+{
+	int r = tapc_create(a, 0, 1500);
+
+	if (r == R_PASS)
+		r = tapc_create(b, 0, 1500);
+	if (r == R_PASS)
+		r = dev_open(d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(d, a->t.fd);
+	return r;
+}
+
 /* Waits for child @pid for up to @ms; its wait status, or -1 on timeout. */
 static int wait_child(pid_t pid, int ms)
 {
@@ -848,15 +864,7 @@ static int case_swap(const char *path)
 	d.vfd = -1;
 	b.t.fd = b.cap = b.snd = -1;
 	memset(where, 0, sizeof(where));
-	r = tapc_create(&a, 0, 1500);
-	if (r == R_PASS)
-		r = tapc_create(&b, 0, 1500);
-	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(&d, a.t.fd);
+	r = two_taps_dev(&a, &b, &d, path);
 	if (r != R_PASS)
 		goto out;
 	s.d = &d;
@@ -2059,15 +2067,7 @@ static int case_ioctl_races(const char *path)
 	int r, phase, i, n, sent = 0, used = 0;
 
 	a.t.fd = b.t.fd = -1;
-	r = tapc_create(&a, 0, 1500);
-	if (r == R_PASS)
-		r = tapc_create(&b, 0, 1500);
-	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(&d, a.t.fd);
+	r = two_taps_dev(&a, &b, &d, path);
 	if (r != R_PASS)
 		return r;
 	for (phase = 0; phase < 2; phase++) {
