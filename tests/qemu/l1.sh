@@ -58,6 +58,14 @@ say "payload: $mib MiB from /dev/urandom (the same for both backends)"
 # The system's python: a pyenv or similar shim first in PATH costs half a minute under TCG.
 py=/usr/bin/python3
 [ -x $py ] || py=python3
+# One KVM VM held for the whole run, so that L2 QEMUs coming and going never flip KVM's static
+# keys (text patching with int3, which TCG sometimes gets wrong on the other vCPU: see
+# cmd_hold_kvm in tests/qemu/l2_run.py).
+if [ -c /dev/kvm ]; then
+	"$py" tests/qemu/l2_run.py hold-kvm &
+	hold_pid=$!
+	trap 'kill $hold_pid 2>/dev/null' EXIT
+fi
 
 # Warm the page cache: the first QEMU otherwise reads its binary, libraries, firmware and the L2
 # kernel through 9p under TCG, which cost the first backend's boot ~35 s more than the second's.
