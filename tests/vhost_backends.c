@@ -2378,6 +2378,135 @@ static int case_busy_poll(const char *path)
 	return R_PASS;
 }
 
+/* Writes @val to @path; 0 or -errno. */
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), e = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		e = -errno;
+	close(fd);
+	return e;
+}
+
+/*
+ * Allocation failures in the worker: the device's worker thread (vhost-PID) is marked
+ * make-it-fail and failslab/fail_page_alloc fail 1 in 5 of its allocations (task-filter:
+ * nobody else's) for 2 s of TX and RX traffic; then off. The used ring stays in order, and
+ * afterwards the device moves frames both ways (kmemleak checks the rest at the end).
+ */
+static int case_worker_faults(const char *path)
+{
+	static const char *const knobs[] = { "failslab", "fail_page_alloc" };
+	static uint8_t f[SLOT];
+	char p[128];
+	struct tapc tc;
+	struct dev d;
+	int r, tid, sent = 0, used = 0, n, i;
+	long long end;
+
+	r = tapc_create(&tc, 0, 1500);
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(&d, tc.t.fd);
+	if (r != R_PASS)
+		return r;
+	r = fault_setup();
+	if (r)
+		SKIP("fault injection knobs in debugfs: %s", strerror(-r));
+	tid = worker_tid(getpid());
+	if (tid < 0)
+		FAIL("%s: no worker thread vhost-%d", d.name, getpid());
+	snprintf(p, sizeof(p), "/proc/%d/task/%d/make-it-fail", getpid(), tid);
+	if ((r = write_file(p, "1")))
+		FAIL("%s: %s: %s", d.name, p, strerror(-r));
+	for (i = 0; i < 2; i++) {
+		char k[128];
+
+		snprintf(k, sizeof(k), "/sys/kernel/debug/%s/task-filter", knobs[i]);
+		write_file(k, "Y");
+		snprintf(k, sizeof(k), "/sys/kernel/debug/%s/interval", knobs[i]);
+		write_file(k, "1");
+		snprintf(k, sizeof(k), "/sys/kernel/debug/%s/times", knobs[i]);
+		write_file(k, "-1");
+		snprintf(k, sizeof(k), "/sys/kernel/debug/%s/probability", knobs[i]);
+		write_file(k, "20");
+	}
+	dev_rx_post(&d, 64);
+	end = now_ms() + 2000;
+	while (now_ms() < end) {
+		while (d.tx.nfree > 1) {
+			mk_frame(f, 1 + (sent % 3) * 700, sent, NULL);
+			if (dev_tx_add(&d, f, 1 + (sent % 3) * 700) < 0)
+				break;
+			sent++;
+		}
+		vr_kick(&d.tx);
+		mk_frame(f, 60, 0x700000 + sent, NULL);
+		pkt_send(tc.snd, tc.t.ifindex, f, 60);
+		n = dev_tx_reclaim(&d);
+		if (n < 0) {
+			r = R_FAIL;
+			break;
+		}
+		used += n;
+		while ((n = dev_rx_take(&d, f, sizeof(f))) > 0)
+			dev_rx_post(&d, 1);
+		if (n < 0) {
+			r = R_FAIL;
+			break;
+		}
+		sleep_ms(1);
+	}
+	for (i = 0; i < 2; i++) {
+		char k[128];
+
+		snprintf(k, sizeof(k), "/sys/kernel/debug/%s/probability", knobs[i]);
+		write_file(k, "0");
+		snprintf(k, sizeof(k), "/sys/kernel/debug/%s/task-filter", knobs[i]);
+		write_file(k, "N");
+	}
+	write_file(p, "0");
+	if (r != R_PASS)
+		return r;
+	ktap_diag("%s: 2 s with 1 in 5 of the worker's allocations failing: %d TX frames posted, %d used in order",
+		  d.name, sent, used);
+	/* Afterwards: everything still published is used, and frames move both ways. */
+	end = now_ms() + TMO;
+	while (used < sent && now_ms() < end) {
+		vr_kick(&d.tx);
+		n = dev_tx_reclaim(&d);
+		if (n < 0)
+			return R_FAIL;
+		used += n;
+		sleep_ms(2);
+	}
+	if (used != sent)
+		FAIL("%s: %d of %d TX frames used %d ms after the faults stopped", d.name, used, sent, TMO);
+	set_backend(d.vfd, 0, -1);
+	set_backend(d.vfd, 1, -1);
+	dev_close(&d);
+	r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r == R_PASS) {
+		pkt_drain(tc.cap);
+		while (read(tc.t.fd, f, sizeof(f)) >= 0)
+			;
+		r = dev_backend(&d, tc.t.fd);
+	}
+	if (r == R_PASS)
+		r = dev_txrx(&d, tc.cap, tc.snd, tc.t.ifindex, NULL, 0x710000);
+	dev_close(&d);
+	tapc_close(&tc);
+	return r;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(const char *dev);
@@ -2394,6 +2523,7 @@ static const struct {
 	{ "alloc_faults", case_alloc_faults },
 	{ "ioctl_races", case_ioctl_races },
 	{ "busy_poll", case_busy_poll },
+	{ "worker_faults", case_worker_faults },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
