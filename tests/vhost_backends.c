@@ -517,13 +517,11 @@ static void tapc_close(struct tapc *c)
 	c->t.fd = c->cap = c->snd = -1;
 }
 
-/* Taps @a and @b, and device @d at @path set up as QEMU does with @a as its backend. */
-static int two_taps_dev(struct tapc *a, struct tapc *b, struct dev *d, const char *path)
+/* Tap @a, and device @d at @path set up as QEMU does with @a as its backend. */
+static int tap_dev(struct tapc *a, struct dev *d, const char *path)
 {
 	int r = tapc_create(a, 0, 1500);
 
-	if (r == R_PASS)
-		r = tapc_create(b, 0, 1500);
 	if (r == R_PASS)
 		r = dev_open(d, path, 0);
 	if (r == R_PASS)
@@ -531,6 +529,14 @@ static int two_taps_dev(struct tapc *a, struct tapc *b, struct dev *d, const cha
 	if (r == R_PASS)
 		r = dev_backend(d, a->t.fd);
 	return r;
+}
+
+/* The same, and a second tap @b. */
+static int two_taps_dev(struct tapc *a, struct tapc *b, struct dev *d, const char *path)
+{
+	int r = tap_dev(a, d, path);
+
+	return r == R_PASS ? tapc_create(b, 0, 1500) : r;
 }
 
 /* Waits for child @pid for up to @ms; its wait status, or -1 on timeout. */
@@ -1578,13 +1584,7 @@ static int case_tap_deleted(const char *path)
 
 	d.vfd = -1;
 	t2.t.fd = t2.cap = t2.snd = -1;
-	r = tapc_create(&tc, 0, 1500);
-	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(&d, tc.t.fd);
+	r = tap_dev(&tc, &d, path);
 	if (r == R_PASS)
 		r = dev_rx_post(&d, 128);
 	if (r != R_PASS)
@@ -2407,13 +2407,7 @@ static int case_worker_faults(const char *path)
 	int r, tid, sent = 0, used = 0, n, i;
 	long long end;
 
-	r = tapc_create(&tc, 0, 1500);
-	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(&d, tc.t.fd);
+	r = tap_dev(&tc, &d, path);
 	if (r != R_PASS)
 		return r;
 	r = fault_setup();
