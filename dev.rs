@@ -10,6 +10,7 @@ use crate::{
     sys::{self, params, EventFdCtx, Poll, Socket},
     uapi::*,
     user,
+    zerocopy::ZeroCopy,
 };
 use kernel::{fs::File, mm::MmWithUser, prelude::*, sync::aref::ARef};
 
@@ -34,6 +35,9 @@ pub(crate) struct Vq {
     pub(crate) call: Option<EventFdCtx>,
     pub(crate) err: Option<EventFdCtx>,
     pub(crate) busyloop_timeout: u32,
+    /// Zero-copy TX state of the backend (TX with `experimental_zcopytx` on a tun/tap or
+    /// macvtap queue); declared before `backend`: it waits for the buffers in flight.
+    pub(crate) zcopy: Option<ZeroCopy>,
     /// The backend socket (`private_data` in C); `Some` makes the queue active.
     pub(crate) backend: Option<Socket>,
     /// Virtio-net header lengths added by vhost and expected from the socket (net.c).
@@ -47,6 +51,14 @@ pub(crate) struct Vq {
     pub(crate) heads: KVec<(u32, u32)>,
     /// Counters since the last reset, shown in the device's fdinfo.
     pub(crate) stats: VqStats,
+}
+
+/// A backend taken out of its queue. Dropping it first waits for its zero-copy buffers in
+/// flight, then releases the socket (the order of `vhost_net_flush()` and `sockfd_put()`).
+pub(crate) struct Backend {
+    pub(crate) zcopy: Option<ZeroCopy>,
+    /// Held only to be released last.
+    pub(crate) _sock: Option<Socket>,
 }
 
 /// Per-queue counters (`/proc/PID/fdinfo/FD` of the device file).
@@ -65,6 +77,13 @@ pub(crate) struct VqStats {
     pub(crate) busy_misses: u64,
     /// Rounds that gave way to the weight limit and were requeued.
     pub(crate) requeues: u64,
+    /// Zero-copy TX: buffers sent as the guest's pages; of those returned to the guest,
+    /// the ones the stack used in place and the ones it copied after all; large buffers
+    /// copied by us instead (too many in flight, or too many copied recently).
+    pub(crate) zcopy: u64,
+    pub(crate) zcopy_done: u64,
+    pub(crate) zcopy_copied: u64,
+    pub(crate) zcopy_fallbacks: u64,
 }
 
 impl Vq {
@@ -83,6 +102,7 @@ impl Vq {
             call: None,
             err: None,
             busyloop_timeout: 0,
+            zcopy: None,
             backend: None,
             vhost_hlen: 0,
             sock_hlen: 0,
@@ -98,6 +118,10 @@ impl Vq {
                 busy_hits: 0,
                 busy_misses: 0,
                 requeues: 0,
+                zcopy: 0,
+                zcopy_done: 0,
+                zcopy_copied: 0,
+                zcopy_fallbacks: 0,
             },
         }
     }
@@ -130,6 +154,14 @@ impl Vq {
         self.ring.notify_on_empty = has_feature(&features, VIRTIO_F_NOTIFY_ON_EMPTY);
         self.vhost_hlen = vhost_hlen;
         self.sock_hlen = sock_hlen;
+    }
+
+    /// Takes the backend out, to be dropped after unlocking.
+    pub(crate) fn take_backend(&mut self) -> Backend {
+        Backend {
+            zcopy: self.zcopy.take(),
+            _sock: self.backend.take(),
+        }
     }
 
     /// `vq_err()`: a guest error on this queue. Logged at debug level only, as vhost does
@@ -285,9 +317,9 @@ impl Dev {
     }
 
     /// Takes every backend out of its queue, as `vhost_net_stop()`.
-    pub(crate) fn take_backends(&mut self) -> [Option<Socket>; NVQS] {
+    pub(crate) fn take_backends(&mut self) -> [Backend; NVQS] {
         let [rx, tx] = &mut self.vqs;
-        [rx.backend.take(), tx.backend.take()]
+        [rx.take_backend(), tx.take_backend()]
     }
 
     /// Stops every poll and takes the kick files out, to be dropped after unlocking.

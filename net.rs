@@ -5,13 +5,14 @@
 //! queue (AF_PACKET raw sockets, tun/tap and macvtap queues).
 
 use crate::{
-    dev::{Dev, Vq, NVQS},
+    dev::{Backend, Dev, Vq, NVQS},
     guest::{UsedLog, UserMem},
     mem,
     ring::{ChainBuf, Iov, RingError},
     sys::{self, Poll, Socket, Worker, EPOLLERR, EPOLLIN, EPOLLOUT},
     uapi::*,
     user,
+    zerocopy::{ZeroCopy, GOODCOPY_LEN},
 };
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{new_mutex, prelude::*, seq_file::SeqFile, seq_print, sync::Mutex};
@@ -40,9 +41,12 @@ const RX: usize = 0;
 const TX: usize = 1;
 
 /// Pending-work bits, set by wakeups and taken by the worker: a kick or a socket event on
-/// each queue. Kick bits are `1 << queue`, socket bits `4 << queue`.
+/// each queue, zero-copy completions on TX. Kick bits are `1 << queue`, socket bits
+/// `4 << queue`, completions `16 << TX`.
 const KICK: u32 = 1;
 const SOCK: u32 = 4;
+/// Zero-copy buffers completed (only on TX: `ZCOPY << TX`).
+const ZCOPY: u32 = 16;
 
 /// A queue gives way after this many bytes or packets in one round and is requeued
 /// (`VHOST_NET_WEIGHT`, `VHOST_NET_PKT_WEIGHT`: the limits adopted for CVE-2019-3900).
@@ -131,7 +135,7 @@ impl VhostNet {
         let mut again = 0;
         {
             let mut dev = self.dev.lock();
-            if pending & ((KICK | SOCK) << TX) != 0 && handle_tx(&mut dev, &self.pending) {
+            if pending & ((KICK | SOCK | ZCOPY) << TX) != 0 && handle_tx(&mut dev, &self.pending) {
                 again |= KICK << TX;
             }
             if pending & ((KICK | SOCK) << RX) != 0 && handle_rx(&mut dev, &self.pending) {
@@ -154,7 +158,7 @@ impl VhostNet {
             let name = if q == RX { "rx" } else { "tx" };
             seq_print!(
                 m,
-                "vq{} {}: packets {} bytes {} drops {} kicks {} calls {} errors {} busy_hits {} busy_misses {} requeues {} busyloop_timeout {}\n",
+                "vq{} {}: packets {} bytes {} drops {} kicks {} calls {} errors {} busy_hits {} busy_misses {} requeues {} busyloop_timeout {} zcopy {} zcopy_done {} zcopy_copied {} zcopy_fallbacks {} zcopy_inflight {}\n",
                 q,
                 name,
                 st.packets,
@@ -166,7 +170,12 @@ impl VhostNet {
                 st.busy_hits,
                 st.busy_misses,
                 st.requeues,
-                vq.busyloop_timeout
+                vq.busyloop_timeout,
+                st.zcopy,
+                st.zcopy_done,
+                st.zcopy_copied,
+                st.zcopy_fallbacks,
+                vq.zcopy.as_ref().map_or(0, |z| z.inflight())
             );
         }
     }
@@ -290,8 +299,11 @@ impl VhostNet {
     }
 
     /// `vhost_net_set_backend()`: attaches `fd`'s socket to queue `index`, or detaches with -1.
+    /// A TX backend replaced with zero-copy buffers in flight is kept until the network
+    /// stack has let go of them all, then they are returned to the guest; only then does
+    /// the call return (`vhost_net_ubuf_put_wait_and_free()`).
     fn set_backend(&self, index: u32, fd: i32) -> Result {
-        let old = {
+        let mut old = {
             let mut dev = self.dev.lock();
             dev.check_owner()?;
             let index = index as usize;
@@ -315,25 +327,53 @@ impl VhostNet {
             if same {
                 return Ok(());
             }
+            let zcopy = match &sock {
+                Some(s) if index == TX && s.zcopy() => {
+                    // SAFETY: the state is kept in `self.dev`, so `self` outlives it.
+                    Some(unsafe { ZeroCopy::new(self, ZCOPY << TX) }?)
+                }
+                _ => None,
+            };
             // Stop polling the old socket before it may be released (vhost_net_disable_vq).
             if let Some(poll) = vq.sock_poll.as_mut() {
                 poll.stop();
             }
-            let old = core::mem::replace(&mut vq.backend, sock);
+            let old_sock = core::mem::replace(&mut vq.backend, sock);
             if let Err(e) = vq
                 .init_access(log_ctx.as_ref())
                 .and_then(|()| enable_vq(vq))
             {
                 // Put the old backend back; the new socket is released on return.
-                let _new = core::mem::replace(&mut vq.backend, old);
+                let _new = core::mem::replace(&mut vq.backend, old_sock);
                 let _ = enable_vq(vq);
                 return Err(e);
             }
             // No explicit wake: starting the socket poll wakes the worker exactly when
             // vhost_poll_start() would (TX at once, the socket being writable; RX only
             // with a packet waiting), so the rings see the same writes as with vhost-net.
-            old
+            Backend {
+                zcopy: core::mem::replace(&mut vq.zcopy, zcopy),
+                _sock: old_sock,
+            }
         };
+        if let Some(zc) = old.zcopy.as_mut() {
+            // Outside the lock: completions do not need it, the worker may.
+            zc.wait();
+            let mut dev = self.dev.lock();
+            let Dev {
+                umem, vqs, log_ctx, ..
+            } = &mut *dev;
+            let vq = &mut vqs[TX];
+            if let Some(mem) = guest_mem(umem, (vq.log_used, vq.log_base, vq.log_addr), log_ctx) {
+                loop {
+                    let n = zc.collect(&mut vq.heads, &mut vq.stats);
+                    if n == 0 {
+                        break;
+                    }
+                    flush_used(vq, &mem, n);
+                }
+            }
+        }
         drop(old);
         Ok(())
     }
@@ -524,8 +564,9 @@ fn write_at(iov: &[Iov], mut off: u64, data: &[u8]) -> Result {
     }
 }
 
-/// `handle_tx()` with `handle_tx_copy()`: sends each chain the guest made available as one
-/// packet. Returns true if the queue gave way to its weight and must run again.
+/// `handle_tx()` with `handle_tx_copy()` and `handle_tx_zerocopy()`: sends each chain the
+/// guest made available as one packet, large ones zero-copy when the backend has it (see
+/// zerocopy.rs). Returns true if the queue gave way to its weight and must run again.
 fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
     let Dev {
         umem, vqs, log_ctx, ..
@@ -548,6 +589,14 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             break;
         }
         pkts += 1;
+        // Zero-copy buffers the stack has let go of go back to the guest first.
+        if let Some(zc) = vq.zcopy.as_mut() {
+            done += zc.collect(&mut vq.heads[done..], &mut vq.stats);
+            if done >= BATCH {
+                flush_used(vq, &mem, done);
+                done = 0;
+            }
+        }
         let mut chain = tx_get_desc(vq, &mem);
         let mut busyloop_intr = false;
         if matches!(chain, Ok(None)) && vq.busyloop_timeout != 0 {
@@ -591,7 +640,20 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
         let Some(sock) = vq.backend.as_ref() else {
             break;
         };
-        match sock.sendmsg(&vq.iov[first..out], payload) {
+        let iov = &vq.iov[first..out];
+        let num = vq.ring.num;
+        let (sent, zcopy_used) = match vq.zcopy.as_mut() {
+            Some(zc) if zc.select(payload, num) => {
+                (zc.send(chain.head, sock, iov, payload, &mut vq.stats), true)
+            }
+            zc => {
+                if zc.is_some() && payload >= GOODCOPY_LEN {
+                    vq.stats.zcopy_fallbacks += 1;
+                }
+                (sock.sendmsg(iov, payload), false)
+            }
+        };
+        match sent {
             // The errors a non-blocking send gives while the socket is full for now.
             Err(e) if e == EAGAIN || e == ENOMEM || e == ENOBUFS => {
                 // Full for now: give the chain back and wait for the socket to drain.
@@ -608,9 +670,14 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             // Any other failure drops the packet, as vhost-net does; the buffer is used.
             Err(_) => vq.stats.drops += 1,
         }
-        vq.heads[done] = (u32::from(chain.head), 0);
-        done += 1;
-        if done == BATCH {
+        if let Some(zc) = vq.zcopy.as_mut() {
+            zc.packet();
+        }
+        if !zcopy_used {
+            vq.heads[done] = (u32::from(chain.head), 0);
+            done += 1;
+        }
+        if done >= BATCH {
             flush_used(vq, &mem, done);
             done = 0;
         }

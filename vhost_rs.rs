@@ -14,6 +14,7 @@ mod ring;
 mod sys;
 mod uapi;
 mod user;
+mod zerocopy;
 
 use kernel::{
     fs::File,

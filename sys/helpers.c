@@ -15,6 +15,10 @@
 #include <linux/sched/vhost_task.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
+#include <linux/rcupdate.h>
+#include <linux/skbuff.h>
+#include <linux/vmalloc.h>
+#include <linux/wait.h>
 #include <linux/if_tap.h>
 #include <linux/if_tun.h>
 #include <linux/mm.h>
@@ -43,7 +47,7 @@ static int max_iotlb_entries = 2048;
 module_param(max_iotlb_entries, int, 0444);
 MODULE_PARM_DESC(max_iotlb_entries,
 	"Maximum number of iotlb entries. (default: 2048)");
-/* Accepted for compatibility with vhost_net's parameter; zero-copy TX is not built yet. */
+/* As vhost_net's: zero-copy TX on tun/tap and macvtap queues; off by default (README). */
 static int experimental_zcopytx;
 module_param(experimental_zcopytx, int, 0444);
 MODULE_PARM_DESC(experimental_zcopytx, "Enable Zero Copy TX; 1 -Enable; 0 - Disable");
@@ -424,4 +428,146 @@ int vhost_rs_sock_peek_len(struct socket *sock)
 	}
 	spin_unlock_irqrestore(&sk->sk_receive_queue.lock, flags);
 	return len;
+}
+
+/*
+ * Zero-copy TX (the ubuf part of drivers/vhost/net.c). One `struct vhost_rs_zc` per TX
+ * backend: a reference count (1 + buffers in flight) with a wait queue, a state per slot of
+ * the pending ring, and the ubuf_info the socket's skbs carry. The ring's indices, the heads
+ * and the policy are in Rust (zerocopy.rs); the completion, which runs in any context, only
+ * marks its slot and wakes the worker.
+ */
+#define VHOST_RS_ZC_SLOTS UIO_MAXIOV
+
+struct vhost_rs_zc {
+	atomic_t refcount;
+	wait_queue_head_t wait;
+	const void *data;
+	unsigned int bit;
+	u8 state[VHOST_RS_ZC_SLOTS];
+	struct ubuf_info_msgzc ubuf[VHOST_RS_ZC_SLOTS];
+};
+
+bool vhost_rs_sock_zcopy(struct socket *sock)
+{
+	return unlikely(experimental_zcopytx) && sock_flag(sock->sk, SOCK_ZEROCOPY);
+}
+
+unsigned int vhost_rs_zc_slots(void) { return VHOST_RS_ZC_SLOTS; }
+
+struct vhost_rs_zc *vhost_rs_zc_alloc(const void *data, unsigned int bit)
+{
+	struct vhost_rs_zc *zc = kvzalloc(sizeof(*zc), GFP_KERNEL_ACCOUNT);
+
+	if (!zc)
+		return NULL;
+	atomic_set(&zc->refcount, 1);
+	init_waitqueue_head(&zc->wait);
+	zc->data = data;
+	zc->bit = bit;
+	return zc;
+}
+
+/* vhost_net_ubuf_put() */
+static int vhost_rs_zc_put(struct vhost_rs_zc *zc)
+{
+	int r;
+
+	rcu_read_lock();
+	r = atomic_sub_return(1, &zc->refcount);
+	if (unlikely(!r))
+		wake_up(&zc->wait);
+	rcu_read_unlock();
+	return r;
+}
+
+/* vhost_zerocopy_complete(): the last reference to the skb data (clones included) is gone. */
+static void vhost_rs_zc_complete(struct sk_buff *skb, struct ubuf_info *ubuf_base, bool success)
+{
+	struct ubuf_info_msgzc *ubuf;
+	struct vhost_rs_zc *zc;
+	int cnt;
+
+	if (!refcount_dec_and_test(&ubuf_base->refcnt))
+		return;
+	ubuf = uarg_to_msgzc(ubuf_base);
+	zc = ubuf->ctx;
+	rcu_read_lock_bh();
+	smp_store_release(&zc->state[ubuf->desc], success ? VHOST_RS_ZC_DONE : VHOST_RS_ZC_FAILED);
+	cnt = vhost_rs_zc_put(zc);
+	/* As vhost-net: when the last one completes, and every 16th, so rounds stay batched. */
+	if (cnt <= 1 || !(cnt % 16))
+		vhost_rs_poll_wake(zc->data, zc->bit);
+	rcu_read_unlock_bh();
+}
+
+static const struct ubuf_info_ops vhost_rs_zc_ops = {
+	.complete = vhost_rs_zc_complete,
+};
+
+unsigned int vhost_rs_zc_state(struct vhost_rs_zc *zc, unsigned int slot)
+{
+	return smp_load_acquire(&zc->state[slot]);
+}
+
+void vhost_rs_zc_set_state(struct vhost_rs_zc *zc, unsigned int slot, unsigned int state)
+{
+	WRITE_ONCE(zc->state[slot], state);
+}
+
+/*
+ * handle_tx_zerocopy()'s send: the buffer goes as pinned pages with slot `slot`'s ubuf.
+ * On an error the slot is settled here: a ubuf the socket never took is put back.
+ */
+int vhost_rs_zc_sendmsg(struct vhost_rs_zc *zc, unsigned int slot, struct socket *sock,
+			const struct iovec *iov, unsigned long nr, size_t len, bool more)
+{
+	struct ubuf_info_msgzc *ubuf = &zc->ubuf[slot];
+	struct tun_msg_ctl ctl = { .type = TUN_MSG_UBUF, .ptr = &ubuf->ubuf };
+	struct msghdr msg = {
+		.msg_flags = MSG_DONTWAIT | (more ? MSG_MORE : 0),
+		.msg_control = &ctl,
+		.msg_controllen = sizeof(ctl),
+	};
+	int err;
+
+	WRITE_ONCE(zc->state[slot], VHOST_RS_ZC_IN_PROGRESS);
+	ubuf->ctx = zc;
+	ubuf->desc = slot;
+	ubuf->ubuf.ops = &vhost_rs_zc_ops;
+	ubuf->ubuf.flags = SKBFL_ZEROCOPY_FRAG;
+	refcount_set(&ubuf->ubuf.refcnt, 1);
+	atomic_inc(&zc->refcount);
+	iov_iter_init(&msg.msg_iter, ITER_SOURCE, iov, nr, len);
+	err = sock->ops->sendmsg(sock, &msg, len);
+	if (err < 0 && READ_ONCE(zc->state[slot]) == VHOST_RS_ZC_IN_PROGRESS)
+		vhost_rs_zc_put(zc);
+	return err;
+}
+
+/* Buffers in flight (the reference count less our own). */
+int vhost_rs_zc_inflight(struct vhost_rs_zc *zc)
+{
+	return atomic_read(&zc->refcount) - 1;
+}
+
+/*
+ * vhost_net_ubuf_put_and_wait(): drops our reference and waits until every buffer in
+ * flight has completed; then takes the reference again, so that the ring can go on.
+ */
+void vhost_rs_zc_wait(struct vhost_rs_zc *zc)
+{
+	vhost_rs_zc_put(zc);
+	wait_event(zc->wait, !atomic_read(&zc->refcount));
+	atomic_set(&zc->refcount, 1);
+}
+
+/*
+ * After vhost_rs_zc_wait(): frees the slots once no completion can still be running (a
+ * completion touches `zc` and wakes the device under rcu_read_lock_bh()).
+ */
+void vhost_rs_zc_free(struct vhost_rs_zc *zc)
+{
+	synchronize_rcu();
+	kvfree(zc);
 }

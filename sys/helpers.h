@@ -61,4 +61,21 @@ int vhost_rs_sock_sendmsg(struct socket *sock, const struct iovec *iov, unsigned
 int vhost_rs_sock_recvmsg(struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len);
 int vhost_rs_sock_peek_len(struct socket *sock);
 
+/* Zero-copy TX: the ubufs of one TX backend (helpers.c). Slot states: */
+#define VHOST_RS_ZC_CLEAR 0
+#define VHOST_RS_ZC_IN_PROGRESS 1
+#define VHOST_RS_ZC_DONE 2
+#define VHOST_RS_ZC_FAILED 3
+struct vhost_rs_zc;
+bool vhost_rs_sock_zcopy(struct socket *sock);
+unsigned int vhost_rs_zc_slots(void);
+struct vhost_rs_zc *vhost_rs_zc_alloc(const void *data, unsigned int bit);
+unsigned int vhost_rs_zc_state(struct vhost_rs_zc *zc, unsigned int slot);
+void vhost_rs_zc_set_state(struct vhost_rs_zc *zc, unsigned int slot, unsigned int state);
+int vhost_rs_zc_sendmsg(struct vhost_rs_zc *zc, unsigned int slot, struct socket *sock,
+			const struct iovec *iov, unsigned long nr, size_t len, bool more);
+int vhost_rs_zc_inflight(struct vhost_rs_zc *zc);
+void vhost_rs_zc_wait(struct vhost_rs_zc *zc);
+void vhost_rs_zc_free(struct vhost_rs_zc *zc);
+
 #endif

@@ -31,6 +31,12 @@ pub(crate) struct RawWorker {
     _p: [u8; 0],
 }
 
+/// Opaque `struct vhost_rs_zc`.
+#[repr(C)]
+pub(crate) struct RawZc {
+    _p: [u8; 0],
+}
+
 /// Opaque `struct socket`.
 #[repr(C)]
 pub(crate) struct RawSocket {
@@ -72,6 +78,23 @@ extern "C" {
     fn vhost_rs_sock_sendmsg(sock: *mut RawSocket, iov: *const Iov, nr: usize, len: usize) -> i32;
     fn vhost_rs_sock_recvmsg(sock: *mut RawSocket, iov: *const Iov, nr: usize, len: usize) -> i32;
     fn vhost_rs_sock_peek_len(sock: *mut RawSocket) -> i32;
+    fn vhost_rs_sock_zcopy(sock: *mut RawSocket) -> bool;
+    fn vhost_rs_zc_slots() -> u32;
+    fn vhost_rs_zc_alloc(data: *const c_void, bit: u32) -> *mut RawZc;
+    fn vhost_rs_zc_state(zc: *mut RawZc, slot: u32) -> u32;
+    fn vhost_rs_zc_set_state(zc: *mut RawZc, slot: u32, state: u32);
+    fn vhost_rs_zc_sendmsg(
+        zc: *mut RawZc,
+        slot: u32,
+        sock: *mut RawSocket,
+        iov: *const Iov,
+        nr: usize,
+        len: usize,
+        more: bool,
+    ) -> i32;
+    fn vhost_rs_zc_inflight(zc: *mut RawZc) -> i32;
+    fn vhost_rs_zc_wait(zc: *mut RawZc);
+    fn vhost_rs_zc_free(zc: *mut RawZc);
 }
 
 /// Module parameters (declared in C so that they appear in sysfs, as vhost's do).
@@ -168,6 +191,13 @@ impl Socket {
     pub(crate) fn poll_mask(&self) -> u32 {
         // SAFETY: `self.0` is valid while we hold its file reference.
         unsafe { vhost_rs_sock_poll(self.0.as_ptr()) }
+    }
+
+    /// `vhost_sock_zcopy()`: zero-copy TX is on (`experimental_zcopytx`) and the socket
+    /// takes pinned pages with a completion (tun/tap and macvtap queues).
+    pub(crate) fn zcopy(&self) -> bool {
+        // SAFETY: `self.0` is valid while we hold its file reference.
+        unsafe { vhost_rs_sock_zcopy(self.0.as_ptr()) }
     }
 
     /// Whether two handles name the same socket.
@@ -406,5 +436,123 @@ impl Socket {
         // SAFETY: `self.0` is valid while we hold its file reference.
         let r = unsafe { vhost_rs_sock_peek_len(self.0.as_ptr()) };
         usize::try_from(r).unwrap_or(0)
+    }
+}
+
+/// State of a zero-copy slot (`VHOST_DMA_*_LEN` in vhost-net).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ZcState {
+    /// Free, or released to the guest.
+    Clear,
+    /// Sent; the network stack holds the guest's pages.
+    InProgress,
+    /// Completed: the pages were used in place, or copied (`Failed`, a fallback).
+    Done,
+    Failed,
+}
+
+/// The ubufs of a zero-copy TX backend (`struct vhost_net_ubuf_ref` with the queue's
+/// `ubuf_info` array): a slot per buffer in flight, a completion per slot that marks it done
+/// and wakes the worker, and a count of those in flight that close and backend changes wait
+/// on. Dropping it waits for every buffer in flight.
+pub(crate) struct Zc(NonNull<RawZc>);
+
+// SAFETY: the slots are written by their completion (atomically, in C) and otherwise only
+// through `&mut self`; the count is atomic.
+unsafe impl Send for Zc {}
+// SAFETY: `&Zc` only reads atomics.
+unsafe impl Sync for Zc {}
+
+impl Zc {
+    /// Slots in the ring (`UIO_MAXIOV`).
+    pub(crate) fn slots() -> usize {
+        // SAFETY: a constant; no preconditions.
+        unsafe { vhost_rs_zc_slots() as usize }
+    }
+
+    /// # Safety
+    ///
+    /// `net` must outlive the returned `Zc`: it is owned by `net`'s device, and dropping it
+    /// waits for every completion, which is what dereferences `net`.
+    pub(crate) unsafe fn new(net: &VhostNet, bit: u32) -> Result<Self> {
+        let data = core::ptr::from_ref(net).cast::<c_void>();
+        // SAFETY: allocation only; `data` is dereferenced by completions, which the
+        // caller's contract covers.
+        let raw = unsafe { vhost_rs_zc_alloc(data, bit) };
+        NonNull::new(raw).map(Self).ok_or(ENOMEM)
+    }
+
+    /// The state of `slot` (< `slots()`), with acquire ordering against its completion.
+    pub(crate) fn state(&self, slot: usize) -> ZcState {
+        // SAFETY: `self.0` is valid until drop; C bounds nothing, so we check.
+        match unsafe { vhost_rs_zc_state(self.0.as_ptr(), Self::slot(slot)) } {
+            1 => ZcState::InProgress,
+            2 => ZcState::Done,
+            3 => ZcState::Failed,
+            _ => ZcState::Clear,
+        }
+    }
+
+    /// Sets a slot that is not in flight.
+    pub(crate) fn set_state(&mut self, slot: usize, state: ZcState) {
+        let v = match state {
+            ZcState::Clear => 0,
+            ZcState::InProgress => 1,
+            ZcState::Done => 2,
+            ZcState::Failed => 3,
+        };
+        // SAFETY: `self.0` is valid until drop; the slot is ours (not in flight).
+        unsafe { vhost_rs_zc_set_state(self.0.as_ptr(), Self::slot(slot), v) }
+    }
+
+    /// Sends the owner memory `iov` from `sock` as pinned pages with slot `slot`'s ubuf,
+    /// without blocking. On an error the slot holds no reference (it is `InProgress` if
+    /// the socket never took it, else completed).
+    pub(crate) fn sendmsg(
+        &mut self,
+        slot: usize,
+        sock: &Socket,
+        iov: &[Iov],
+        len: usize,
+    ) -> Result<usize> {
+        // SAFETY: as `Socket::sendmsg`; the slot is free (the caller's ring guarantees it),
+        // and `self` stays alive until its completion (drop waits).
+        let r = unsafe {
+            vhost_rs_zc_sendmsg(
+                self.0.as_ptr(),
+                Self::slot(slot),
+                sock.0.as_ptr(),
+                iov.as_ptr(),
+                iov.len(),
+                len,
+                false,
+            )
+        };
+        usize::try_from(r).map_err(|_| Error::from_errno(r))
+    }
+
+    /// Buffers in flight.
+    pub(crate) fn inflight(&self) -> usize {
+        // SAFETY: an atomic read.
+        unsafe { vhost_rs_zc_inflight(self.0.as_ptr()).max(0) as usize }
+    }
+
+    /// Waits until every buffer in flight has completed (uninterruptibly, as vhost-net).
+    pub(crate) fn wait(&mut self) {
+        // SAFETY: `self.0` is valid; we hold the base reference, which `wait` drops and
+        // takes again.
+        unsafe { vhost_rs_zc_wait(self.0.as_ptr()) }
+    }
+
+    fn slot(slot: usize) -> u32 {
+        (slot % Self::slots()) as u32
+    }
+}
+
+impl Drop for Zc {
+    fn drop(&mut self) {
+        self.wait();
+        // SAFETY: nothing is in flight; `free` waits out completions still unwinding.
+        unsafe { vhost_rs_zc_free(self.0.as_ptr()) }
     }
 }
