@@ -2501,23 +2501,593 @@ static int case_worker_faults(const char *path)
 	return r;
 }
 
+
+/* ---- zero-copy TX ------------------------------------------------------------------------ */
+
+/*
+ * The zcopy_* cases run with both modules loaded with experimental_zcopytx=1 (main reloads
+ * them around these cases). The guest's TX frames go from the tap into a bridge and out of
+ * veth ports whose netem qdisc holds them for a while; a packet socket on each port's peer
+ * captures them. No capture on the tap itself: a packet socket there would copy every
+ * frame at once (skb_orphan_frags_rx), and nothing would stay in flight.
+ */
+#define ZC_PORTS 2
+#define ZC_N 24	/* frames per burst: under a quarter of the ring, so all go zero-copy */
+
+struct zc_net {
+	struct tapc tc;
+	int caps[ZC_PORTS], nports;
+};
+
+static void zc_net_close(struct zc_net *z)
+{
+	int i;
+
+	for (i = 0; i < z->nports; i++)
+		if (z->caps[i] >= 0)
+			close(z->caps[i]);
+	z->nports = 0;
+	tapc_close(&z->tc);
+}
+
+/*
+ * The tap in bridge zbr with @nports veth ports zvNa (in the bridge, port N delayed
+ * (N + 1) * @delay_ms by netem) / zvNb (captured). With @tap_cap, the capture socket on the
+ * tap stays open.
+ */
+static int zc_net_create(struct zc_net *z, int nports, int delay_ms, bool tap_cap)
+{
+	char a[16], b[16];
+	int i, r;
+
+	z->nports = 0;
+	r = tapc_create(&z->tc, 0, 1500);
+	if (r != R_PASS)
+		return r;
+	if (!tap_cap) {
+		close(z->tc.cap);
+		z->tc.cap = -1;
+	}
+	if (nports && system("command -v tc >/dev/null 2>&1"))
+		SKIP("iproute2 `tc` not found");
+	if (nports && run("ip link add zbr type bridge && ip link set zbr up && "
+			  "ip link set %s master zbr", z->tc.t.name))
+		FAIL("cannot make bridge zbr with %s", z->tc.t.name);
+	for (i = 0; i < nports; i++) {
+		snprintf(a, sizeof(a), "zv%da", i);
+		snprintf(b, sizeof(b), "zv%db", i);
+		z->caps[i] = -1;
+		z->nports = i + 1;
+		r = veth_create(a, b);
+		if (r != R_PASS)
+			return r;
+		z->caps[i] = pkt_capture_open(if_nametoindex(b), false);
+		if (z->caps[i] < 0)
+			FAIL("capture socket on %s: %s", b, strerror(-z->caps[i]));
+		if (run("ip link set %s master zbr", a))
+			FAIL("cannot add %s to zbr", a);
+		if (run("tc qdisc add dev %s root netem delay %dms limit 100000", a, delay_ms * (i + 1)))
+			FAIL("cannot add netem to %s", a);
+	}
+	return R_PASS;
+}
+
+/*
+ * Detaches both backends before the device is closed: vhost_net.ko, with zero-copy on, leaks
+ * the ubufs of each queue closed or reset with its backend attached (zcopy_c_leaks()); only
+ * zcopy_inflight_end does that on purpose.
+ */
+static void zc_detach(struct dev *d)
+{
+	if (d->vfd >= 0) {
+		set_backend(d->vfd, 0, -1);
+		set_backend(d->vfd, 1, -1);
+	}
+}
+
+static uint8_t *tx_buf(struct dev *d, int head)
+{
+	return g_hva(&G, dev_slot(d->k) + (uint64_t)head * SLOT, NULL);
+}
+
+/*
+ * Takes the pending TX used elements, in any order (zero-copy buffers return when the stack
+ * lets go, copied ones at once): each must be a head posted and not yet returned, length 0.
+ * Overwrites each returned buffer at once, as a guest reusing it would. Returns how many, or
+ * -1 (with a diagnostic).
+ */
+static int zc_reclaim(struct dev *d, bool *out)
+{
+	uint32_t id, len;
+	int n = 0, r;
+
+	while ((r = vr_get_used(&d->tx, &id, &len)) != 0) {
+		if (r < 0 || len != 0 || id >= VR_NUM || !out[id]) {
+			ktap_diag("%s: TX used element {id %u, len %u}: %s", d->name, id, len,
+				  r < 0 || id >= VR_NUM ? "not a head we posted" :
+				  len ? "length not 0" : "returned twice");
+			return -1;
+		}
+		out[id] = false;
+		memset(tx_buf(d, id), 0xa5, SLOT);
+		n++;
+	}
+	return n;
+}
+
+/* Posts frames[i] (@lens[i] bytes, seq i) for i < n, marking their heads in @out. */
+static int zc_post(struct dev *d, uint8_t (*frames)[SLOT], const size_t *lens, int n, bool *out)
+{
+	int i, head;
+
+	for (i = 0; i < n; i++) {
+		head = dev_tx_add(d, frames[i], lens[i]);
+		if (head < 0)
+			FAIL("%s: TX ring full at frame %d", d->name, i);
+		out[head] = true;
+	}
+	return R_PASS;
+}
+
+/* Every frame of @frames[0..n) with a length in @lens, exactly, in order, on capture @cap. */
+static int zc_expect(int cap, const char *port, uint8_t (*frames)[SLOT], const size_t *lens, int n)
+{
+	static uint8_t buf[65536];
+	int i = 0, diff;
+	ssize_t got;
+
+	while (i < n) {
+		got = pkt_recv(cap, buf, sizeof(buf), TMO);
+		if (got < 0)
+			FAIL("%s: frame %d of %d not captured within %d ms", port, i, n, TMO);
+		if (got < 18 || buf[12] != 0x88 || buf[13] != 0xb5)
+			continue;	/* not ours */
+		if (frame_seq(buf) != frame_seq(frames[i]) || (size_t)got != lens[i])
+			FAIL("%s: captured seq %u (%zd bytes), expected seq %u (%zu bytes)", port,
+			     frame_seq(buf), got, frame_seq(frames[i]), lens[i]);
+		diff = first_diff(buf, frames[i], lens[i]);
+		if (diff >= 0)
+			FAIL("%s: frame %d differs at byte %d (%#x, sent %#x): the buffer was reused "
+			     "while the stack still held it", port, i, diff, buf[diff], frames[i][diff]);
+		i++;
+	}
+	return R_PASS;
+}
+
+static long long sysfs_counter(const char *ifname, const char *stat)
+{
+	char path[128], line[64];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/%s", ifname, stat);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(line, sizeof(line), f))
+		v = atoll(line);
+	fclose(f);
+	return v;
+}
+
+/*
+ * Our counters after every buffer came back: each sent zero-copy completed exactly once
+ * (with @in_place, every one without a copy in the stack).
+ */
+static int zc_counters(struct dev *d, long long min_zcopy, bool in_place)
+{
+	long long zc = fdinfo_counter(d->vfd, "tx", "zcopy");
+	long long done = fdinfo_counter(d->vfd, "tx", "zcopy_done");
+	long long copied = fdinfo_counter(d->vfd, "tx", "zcopy_copied");
+	long long inflight = fdinfo_counter(d->vfd, "tx", "zcopy_inflight");
+
+	if (zc < 0) {
+		ktap_diag("%s: no zero-copy counters (vhost-net has none): not checked", d->name);
+		return R_PASS;
+	}
+	ktap_diag("%s: zcopy %lld, completed in place %lld, copied by the stack %lld, in flight %lld",
+		  d->name, zc, done, copied, inflight);
+	if (zc < min_zcopy)
+		FAIL("%s: %lld buffers went zero-copy, expected at least %lld", d->name, zc, min_zcopy);
+	if (done + copied != zc || inflight != 0)
+		FAIL("%s: %lld zero-copy sends, but %lld + %lld completions and %lld in flight",
+		     d->name, zc, done, copied, inflight);
+	if (in_place && done != zc)
+		FAIL("%s: %lld of %lld zero-copy buffers completed in place", d->name, done, zc);
+	return R_PASS;
+}
+
+static void zc_frames(uint8_t (*frames)[SLOT], size_t *lens, int n, uint32_t seq0, size_t len0,
+		      size_t step)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		lens[i] = len0 + (size_t)i * step;
+		mk_frame(frames[i], lens[i], seq0 + i, NULL);
+	}
+}
+
+/*
+ * A burst of large frames flooded by the bridge to two ports delayed 200 and 400 ms, with a
+ * packet socket on the tap as well: three copies of each frame. Cloning an skb copies its
+ * zero-copy pages (skb_clone() orphans them), so the stack lets go early here; whenever a
+ * buffer comes back, the guest overwrites it at once, and not a byte of what the capture
+ * and either port delivers may change. Every buffer comes back exactly once.
+ */
+static int case_zcopy_clones(const char *path)
+{
+	static uint8_t frames[ZC_N][SLOT];
+	static size_t lens[ZC_N];
+	bool out[VR_NUM] = { 0 };
+	struct zc_net z = { 0 };
+	long long t0, first = -1;
+	struct dev d = { .vfd = -1 };
+	int r, got = 0, n, i;
+
+	r = zc_net_create(&z, ZC_PORTS, 200, true);
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(&d, z.tc.t.fd);
+	if (r != R_PASS)
+		goto out;
+	zc_frames(frames, lens, ZC_N, 0x2c0000, 400, 45);
+	r = zc_post(&d, frames, lens, ZC_N, out);
+	if (r != R_PASS)
+		goto out;
+	t0 = now_ms();
+	vr_kick(&d.tx);
+	while (got < ZC_N && now_ms() - t0 < 4 * TMO) {
+		n = zc_reclaim(&d, out);
+		if (n < 0) {
+			r = R_FAIL;
+			goto out;
+		}
+		if (n && first < 0)
+			first = now_ms() - t0;
+		got += n;
+		sleep_ms(1);
+	}
+	ktap_diag("%s: %d of %d buffers back, the first %lld ms after the kick", d.name, got, ZC_N, first);
+	if (got < ZC_N) {
+		ktap_diag("%s: only %d of %d TX buffers came back within %d ms", d.name, got, ZC_N, 4 * TMO);
+		r = R_FAIL;
+		goto out;
+	}
+	r = zc_expect(z.tc.cap, "the tap's capture", frames, lens, ZC_N);
+	for (i = 0; i < z.nports && r == R_PASS; i++) {
+		char port[16];
+
+		snprintf(port, sizeof(port), "zv%db", i);
+		r = zc_expect(z.caps[i], port, frames, lens, ZC_N);
+	}
+	/* The early completions (copies) count against zero-copy: after the first, the next
+	 * 64 packets go by copy (vhost_net_tx_select_zcopy()). */
+	if (r == R_PASS)
+		r = zc_counters(&d, 1, false);
+out:
+	zc_detach(&d);
+	dev_close(&d);
+	zc_net_close(&z);
+	return r;
+}
+
+/*
+ * A burst of large frames of an ethertype nobody handles, into the tap alone: the stack
+ * frees them unread, without copying, so the guest's pages are used in place (as when a
+ * NIC sends them by DMA). Each buffer comes back exactly once; ours counts every one as
+ * completed in place.
+ */
+static int case_zcopy_in_place(const char *path)
+{
+	static uint8_t frames[ZC_N][SLOT];
+	static size_t lens[ZC_N];
+	bool out[VR_NUM] = { 0 };
+	struct zc_net z = { 0 };
+	struct dev d = { .vfd = -1 };
+	long long t0;
+	int r, got = 0, n;
+
+	r = zc_net_create(&z, 0, 0, false);
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(&d, z.tc.t.fd);
+	if (r != R_PASS)
+		goto out;
+	zc_frames(frames, lens, ZC_N, 0x2c1000, 300, 70);
+	r = zc_post(&d, frames, lens, ZC_N, out);
+	if (r != R_PASS)
+		goto out;
+	t0 = now_ms();
+	vr_kick(&d.tx);
+	while (got < ZC_N && now_ms() - t0 < 4 * TMO) {
+		n = zc_reclaim(&d, out);
+		if (n < 0) {
+			r = R_FAIL;
+			goto out;
+		}
+		got += n;
+		sleep_ms(1);
+	}
+	if (got < ZC_N) {
+		ktap_diag("%s: only %d of %d TX buffers came back within %d ms", d.name, got, ZC_N, 4 * TMO);
+		r = R_FAIL;
+	} else {
+		r = zc_counters(&d, ZC_N, true);
+	}
+out:
+	zc_detach(&d);
+	dev_close(&d);
+	zc_net_close(&z);
+	return r;
+}
+
+/*
+ * Sends a burst into a 400 ms qdisc and, once the tap has taken every frame and none has
+ * come back, ends the queue with @how: VHOST_NET_SET_BACKEND -1 on TX ("detach"),
+ * VHOST_RESET_OWNER ("reset") or close ("close"). That must wait for the stack to let go
+ * (return no sooner than 400 ms after the kick); then the guest overwrites the buffers and
+ * the port must still send every frame intact. After a detach every buffer must be in the
+ * used ring.
+ */
+static int zc_end_inflight(struct dev *d, struct zc_net *z, const char *how, uint32_t seq0)
+{
+	static uint8_t frames[ZC_N][SLOT];
+	static size_t lens[ZC_N];
+	bool out[VR_NUM] = { 0 };
+	long long t0, t1, rx0, took;
+	int r, i, n;
+
+	/* RX off: vhost_net.ko leaks the ubufs of a queue reset or closed attached. */
+	r = strcmp(how, "detach") ? set_backend(d->vfd, 0, -1) : 0;
+	if (r)
+		FAIL("%s: detaching RX: %s", d->name, errno_name(-r));
+	rx0 = sysfs_counter(z->tc.t.name, "rx_packets");
+	zc_frames(frames, lens, 8, seq0, 1000, 64);
+	r = zc_post(d, frames, lens, 8, out);
+	if (r != R_PASS)
+		return r;
+	t0 = now_ms();
+	vr_kick(&d->tx);
+	while (sysfs_counter(z->tc.t.name, "rx_packets") < rx0 + 8) {
+		if (now_ms() - t0 > TMO)
+			FAIL("%s: the tap took %lld of 8 frames in %d ms", d->name,
+			     sysfs_counter(z->tc.t.name, "rx_packets") - rx0, TMO);
+		sleep_ms(1);
+	}
+	if (vr_used_pending(&d->tx))
+		FAIL("%s: %u buffers came back while the qdisc holds them (%lld ms after the kick)",
+		     d->name, vr_used_pending(&d->tx), now_ms() - t0);
+	t1 = now_ms();
+	if (!strcmp(how, "detach"))
+		r = set_backend(d->vfd, 1, -1);
+	else if (!strcmp(how, "reset"))
+		r = ioctl(d->vfd, VHOST_RESET_OWNER) < 0 ? -errno : 0;
+	else
+		r = close(d->vfd) < 0 ? -errno : 0;
+	if (!strcmp(how, "close"))
+		d->vfd = -1;
+	took = now_ms() - t0;
+	ktap_diag("%s: %s with 8 buffers in flight took %lld ms (%lld ms after the kick)", d->name,
+		  how, now_ms() - t1, took);
+	if (r)
+		FAIL("%s: %s: %s", d->name, how, errno_name(-r));
+	if (took < 380)
+		FAIL("%s: %s returned %lld ms after the kick, before the 400 ms qdisc let go of "
+		     "the buffers", d->name, how, took);
+	if (!strcmp(how, "detach")) {
+		n = zc_reclaim(d, out);
+		if (n != 8)
+			FAIL("%s: %d of 8 buffers in the used ring when the detach returned", d->name, n);
+		r = zc_counters(d, 8, false);
+		if (r != R_PASS)
+			return r;
+	} else {
+		for (i = 0; i < VR_NUM; i++)
+			if (out[i])
+				memset(tx_buf(d, i), 0xa5, SLOT);
+	}
+	return zc_expect(z->caps[0], "zv0b", frames, lens, 8);
+}
+
+static int case_zcopy_inflight_end(const char *path)
+{
+	struct zc_net z = { 0 };
+	struct dev d = { .vfd = -1 }, d2 = { .vfd = -1 };
+	int r;
+
+	r = zc_net_create(&z, 1, 400, false);
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(&d, z.tc.t.fd);
+	if (r == R_PASS)
+		r = zc_end_inflight(&d, &z, "detach", 0x2d0000);
+	if (r == R_PASS)
+		r = dev_backend(&d, z.tc.t.fd);
+	if (r == R_PASS)
+		r = zc_end_inflight(&d, &z, "reset", 0x2d0100);
+	/* A second device (the first one's rings are gone with its owner), closed in flight. */
+	if (r == R_PASS)
+		r = dev_open(&d2, path, 1);
+	if (r == R_PASS)
+		r = dev_setup(&d2, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(&d2, z.tc.t.fd);
+	if (r == R_PASS)
+		r = zc_end_inflight(&d2, &z, "close", 0x2d0200);
+	zc_detach(&d);
+	zc_detach(&d2);
+	dev_close(&d);
+	dev_close(&d2);
+	zc_net_close(&z);
+	return r;
+}
+
+/*
+ * What goes by copy even with zero-copy on: small frames (under 256 bytes) come back at once
+ * while large ones before them are still held by the qdisc, and past the limit of buffers
+ * in flight (a quarter of the 256-entry ring) large frames are copied and come back at once
+ * too. Every buffer comes back exactly once and every frame leaves intact.
+ */
+static int case_zcopy_fallbacks(const char *path)
+{
+	enum { NBIG = 4, NSMALL = 4, NMAX = 100 };
+	static uint8_t frames[NMAX][SLOT];
+	static size_t lens[NMAX];
+	bool out[VR_NUM] = { 0 };
+	struct zc_net z = { 0 };
+	struct dev d = { .vfd = -1 };
+	long long t0;
+	int r, n, got;
+
+	r = zc_net_create(&z, 1, 400, false);
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(&d, z.tc.t.fd);
+	if (r != R_PASS)
+		goto out;
+	/* Large, then small frames. */
+	zc_frames(frames, lens, NBIG, 0x2e0000, 1200, 1);
+	zc_frames(frames + NBIG, lens + NBIG, NSMALL, 0x2e0000 + NBIG, 100, 10);
+	r = zc_post(&d, frames, lens, NBIG + NSMALL, out);
+
+	if (r != R_PASS)
+		goto out;
+	t0 = now_ms();
+	vr_kick(&d.tx);
+	got = 0;
+	while (got < NSMALL && now_ms() - t0 < 300) {
+		n = zc_reclaim(&d, out);
+		if (n < 0) {
+			r = R_FAIL;
+			goto out;
+		}
+		got += n;
+		sleep_ms(1);
+	}
+	if (got != NSMALL || now_ms() - t0 >= 380) {
+		ktap_diag("%s: %d buffers back %lld ms after the kick; expected the %d small ones, "
+			  "copied, before the large ones", d.name, got, now_ms() - t0, NSMALL);
+		r = R_FAIL;
+		goto out;
+	}
+	/* A fresh ring hands out heads 0, 1, ... in posting order: the large ones are 0..NBIG-1. */
+	for (n = 0; n < NBIG; n++)
+		if (!out[n]) {
+			ktap_diag("%s: large frame %d came back within %lld ms, while the qdisc held it",
+				  d.name, n, now_ms() - t0);
+			r = R_FAIL;
+			goto out;
+		}
+	if (!vr_wait_used(&d.tx, NBIG, 2 * TMO) || zc_reclaim(&d, out) != NBIG) {
+		ktap_diag("%s: the %d large buffers did not come back", d.name, NBIG);
+		r = R_FAIL;
+		goto out;
+	}
+	r = zc_expect(z.caps[0], "zv0b", frames, lens, NBIG + NSMALL);
+	if (r != R_PASS)
+		goto out;
+	/*
+	 * A new TX backend (the same tap): the stack copied the frames above when the veth
+	 * passed them on, which counts against zero-copy for the next 64 packets; a new
+	 * backend starts afresh, in both modules.
+	 */
+	r = set_backend(d.vfd, 1, -1);
+	if (!r)
+		r = set_backend(d.vfd, 1, z.tc.t.fd);
+	if (r) {
+		ktap_diag("%s: TX backend again: %s", d.name, errno_name(-r));
+		r = R_FAIL;
+		goto out;
+	}
+	/* Past the limit: NMAX large frames at once; the ones past it come back early. */
+	zc_frames(frames, lens, NMAX, 0x2f0000, 300, 8);
+	r = zc_post(&d, frames, lens, NMAX, out);
+	if (r != R_PASS)
+		goto out;
+	t0 = now_ms();
+	vr_kick(&d.tx);
+	got = 0;
+	while (now_ms() - t0 < 300) {
+		n = zc_reclaim(&d, out);
+		if (n < 0) {
+			r = R_FAIL;
+			goto out;
+		}
+		got += n;
+		sleep_ms(1);
+	}
+	ktap_diag("%s: %d of %d large buffers back within 300 ms (held: %d)", d.name, got, NMAX,
+		  NMAX - got);
+	if (got < 1 || got > NMAX - 32) {
+		ktap_diag("%s: expected some (but not most) buffers back at once: those past the "
+			  "limit of zero-copy buffers in flight", d.name);
+		r = R_FAIL;
+		goto out;
+	}
+	while (got < NMAX && now_ms() - t0 < 4 * TMO) {
+		n = zc_reclaim(&d, out);
+		if (n < 0) {
+			r = R_FAIL;
+			goto out;
+		}
+		got += n;
+		sleep_ms(1);
+	}
+	if (got < NMAX) {
+		ktap_diag("%s: %d of %d buffers came back", d.name, got, NMAX);
+		r = R_FAIL;
+		goto out;
+	}
+	r = zc_expect(z.caps[0], "zv0b", frames, lens, NMAX);
+	if (r == R_PASS && fdinfo_counter(d.vfd, "tx", "zcopy_fallbacks") == 0) {
+		ktap_diag("%s: no copy fallback counted", d.name);
+		r = R_FAIL;
+	}
+	if (r == R_PASS)
+		r = zc_counters(&d, NBIG + 1, false);
+out:
+	zc_detach(&d);
+	dev_close(&d);
+	zc_net_close(&z);
+	return r;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(const char *dev);
+	int c_leaks;	/* objects vhost_net.ko leaks in the case (zcopy_c_leaks()) */
 } cases[] = {
-	{ "macvtap", case_macvtap },
-	{ "packet_socket", case_packet },
-	{ "multiqueue_tap", case_multiqueue },
-	{ "backend_swap_detach", case_swap },
-	{ "dirty_log_rx", case_dirty_log },
-	{ "kthread_worker", case_kthread },
-	{ "owner_sigkilled", case_owner_killed },
-	{ "owner_exits_fd_shared", case_owner_exits },
-	{ "tap_deleted", case_tap_deleted },
-	{ "alloc_faults", case_alloc_faults },
-	{ "ioctl_races", case_ioctl_races },
-	{ "busy_poll", case_busy_poll },
-	{ "worker_faults", case_worker_faults },
+	{ "macvtap", case_macvtap, 0 },
+	{ "packet_socket", case_packet, 0 },
+	{ "multiqueue_tap", case_multiqueue, 0 },
+	{ "backend_swap_detach", case_swap, 0 },
+	{ "dirty_log_rx", case_dirty_log, 0 },
+	{ "kthread_worker", case_kthread, 0 },
+	{ "owner_sigkilled", case_owner_killed, 0 },
+	{ "owner_exits_fd_shared", case_owner_exits, 0 },
+	{ "tap_deleted", case_tap_deleted, 0 },
+	{ "alloc_faults", case_alloc_faults, 0 },
+	{ "ioctl_races", case_ioctl_races, 0 },
+	{ "busy_poll", case_busy_poll, 0 },
+	{ "worker_faults", case_worker_faults, 0 },
+	/* With experimental_zcopytx=1 on both modules: main reloads them (zcopy_reload()). */
+	{ "zcopy_clones", case_zcopy_clones, 0 },
+	{ "zcopy_in_place", case_zcopy_in_place, 0 },
+	{ "zcopy_inflight_end", case_zcopy_inflight_end, 2 },	/* TX reset, TX closed attached */
+	{ "zcopy_fallbacks", case_zcopy_fallbacks, 0 },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -2574,8 +3144,126 @@ static int run_case(int (*fn)(const char *), const char *dev, const char *name)
 	return WEXITSTATUS(st);
 }
 
+/* Reads module parameter @param of @mod: its integer value, or -1. */
+static int module_param_int(const char *mod, const char *param)
+{
+	char path[128], line[32];
+	int v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", mod, param);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(line, sizeof(line), f))
+		v = atoi(line);
+	fclose(f);
+	return v;
+}
+
+/*
+ * Reloads vhost_net and ./vhost-rs.ko (the latter only if it was loaded) with
+ * experimental_zcopytx=@on. 0, or -1 with a diagnostic.
+ */
+static int zcopy_reload(int on)
+{
+	bool rs = access("/sys/module/vhost_rs", F_OK) == 0;
+
+	ktap_diag("reloading vhost_net%s with experimental_zcopytx=%d", rs ? " and vhost-rs.ko" : "", on);
+	if (run("modprobe -r vhost_net && modprobe vhost_net experimental_zcopytx=%d", on) ||
+	    (rs && run("rmmod vhost_rs && insmod ./vhost-rs.ko experimental_zcopytx=%d", on)))
+		return -1;
+	if (module_param_int("vhost_net", "experimental_zcopytx") != on ||
+	    (rs && module_param_int("vhost_rs", "experimental_zcopytx") != on)) {
+		ktap_diag("experimental_zcopytx did not take: vhost_net %d, vhost_rs %d",
+			  module_param_int("vhost_net", "experimental_zcopytx"),
+			  module_param_int("vhost_rs", "experimental_zcopytx"));
+		return -1;
+	}
+	return 0;
+}
+
+/* A line into the kernel log. */
+static void __attribute__((format(printf, 1, 2))) kmsg(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (write(fd, line, strlen(line)) < 0) {
+		/* best effort */
+	}
+	close(fd);
+}
+
+/*
+ * With experimental_zcopytx=1, vhost_net.ko leaks one small object per queue with a tun/tap
+ * backend each time a device is closed or reset with its backends attached: the ubufs
+ * reference count, which vhost_net_vq_reset() forgets without freeing (drivers/vhost/net.c,
+ * Linux 7.3). Those reports would fail the run's kmemleak check, which is there for our
+ * module. The zcopy_* cases know how many such objects they leave (@expected); here, while
+ * vhost_net is still loaded (the reports then name it), we scan until kmemleak has reported
+ * that many in [vhost_net] code (a stale pointer on some stack can hide one for a scan or
+ * two), and clear them if nothing else was reported. Anything else, or a different count,
+ * is left for the run's check.
+ */
+static void zcopy_c_leaks(int expected)
+{
+	static char buf[1 << 20];
+	const char *path = "/sys/kernel/debug/kmemleak";
+	int fd, other = 0, c = 0, scan;
+	char *p, *next;
+	ssize_t n, len;
+
+	if (access(path, F_OK) || !expected)
+		return;
+	sleep_ms(6000);	/* kmemleak reports objects older than 5 s only */
+	kmsg("vhost_backends: known-c-leak begin");
+	for (scan = 1; scan <= 6 && c < expected; scan++) {
+		if (run("echo scan > %s", path))
+			return;
+		if (scan < 2)
+			continue;	/* an object is reported on its second scan */
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return;
+		len = 0;
+		while (len < (ssize_t)sizeof(buf) - 1 &&
+		       (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+			len += n;
+		close(fd);
+		buf[len] = 0;
+		c = other = 0;
+		for (p = strstr(buf, "unreferenced object"); p; p = next) {
+			next = strstr(p + 1, "unreferenced object");
+			if (next)
+				next[-1] = 0;
+			if (strstr(p, "[vhost_net]"))
+				c++;
+			else
+				other++;
+		}
+	}
+	ktap_diag("kmemleak: %d object(s) leaked by vhost_net.ko with zero-copy on, as expected "
+		  "%d (its ubufs reference counts, dropped by vhost_net_vq_reset())", c, expected);
+	if (other)
+		ktap_diag("kmemleak: %d other report(s), left for the run's check", other);
+	else if (c == expected && !run("echo clear > %s", path)) {
+		ktap_diag("kmemleak: cleared, so that the run's check judges the rest");
+		/* run_vm.sh then excludes kmemleak's own lines about these from the log check */
+		kmsg("vhost_backends: known-c-leak end %d", c);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	int zcopy = 0;	/* modules reloaded for the zcopy_* cases: 1, or -1 if that failed */
+	int c_leaks = 0;	/* objects vhost_net.ko leaked in them (zcopy_c_leaks()) */
 	static const char *const defdevs[] = { "/dev/vhost-net", "/dev/vhost-rs-net" };
 	const char *const *devs = argc > 1 ? (const char *const *)argv + 1 : defdevs;
 	int ndevs = argc > 1 ? argc - 1 : 2, d, r;
@@ -2607,11 +3295,23 @@ int main(int argc, char **argv)
 				continue;
 			}
 			memset(G.mem, 0, G_MEM_SIZE);
+			if (!strncmp(cases[i].name, "zcopy_", 6) && !zcopy)
+				zcopy = zcopy_reload(1) ? -1 : 1;
+			if (!strncmp(cases[i].name, "zcopy_", 6) && zcopy < 0) {
+				ktap_result(&k, 0, name, NULL);
+				continue;
+			}
 			r = run_case(cases[i].fn, devs[d], name);
+			if (!strcmp(devs[d], "/dev/vhost-net"))
+				c_leaks += cases[i].c_leaks;
 			if (now_ms() - t0 > 5000)
 				ktap_diag("%s took %lld ms", name, now_ms() - t0);
 			ktap_result(&k, r == R_PASS, name, r == R_SKIP ? skip_reason : NULL);
 		}
 	}
+	if (zcopy > 0)
+		zcopy_c_leaks(c_leaks);
+	if (zcopy && zcopy_reload(0))
+		ktap_diag("could not reload the modules with their defaults");
 	return ktap_finish(&k);
 }
