@@ -10,7 +10,7 @@
 # log latest.log) and prints the table.
 #
 # Environment: BENCH_ROUNDS (5), BENCH_SECS (3), BENCH_WARMUP (0.5), BENCH_CASES
-# (tx64 rx64 tx1500 rx1500 tx64k rr64 rr64bp). The figures are TCG + debug-kernel figures: only the
+# (tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp). The figures are TCG + debug-kernel figures: only the
 # ratios mean something.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +23,7 @@ cd "$repo"
 rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-3}
 warm=${BENCH_WARMUP:-0.5}
-cases=${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k rr64 rr64bp}
+cases=${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp}
 
 "$here/setup.sh"
 "$here/kernel.sh"

@@ -15,7 +15,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-3}
 warm=${BENCH_WARMUP:-0.5}
-cases=(${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k rr64 rr64bp})
+cases=(${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp})
 devs=(${BENCH_DEVS:-/dev/vhost-net /dev/vhost-rs-net})
 drv=tests/bench/bin/vhost_bench
 failures=0
@@ -32,6 +32,17 @@ for d in "${devs[@]}"; do
 	[ -e "$d" ] || echo "bench-warning: $d missing"
 done
 
+# Both modules again with experimental_zcopytx=$1 (the *zc cases run with 1).
+zcopytx() {
+	modprobe -r vhost_net && modprobe vhost_net experimental_zcopytx="$1" &&
+		rmmod vhost_rs && insmod ./vhost-rs.ko experimental_zcopytx="$1" ||
+		echo "bench-warning: reloading the modules with experimental_zcopytx=$1 failed"
+	for m in vhost_net vhost_rs; do
+		v=$(cat /sys/module/$m/parameters/experimental_zcopytx 2>/dev/null)
+		[ "$v" = "$1" ] || echo "bench-warning: $m: experimental_zcopytx is '$v', not $1"
+	done
+}
+
 for ((r = 1; r <= rounds; r++)); do
 	ci=0
 	for c in "${cases[@]}"; do
@@ -43,6 +54,7 @@ for ((r = 1; r <= rounds; r++)); do
 			order=()
 			for ((i = ${#devs[@]} - 1; i >= 0; i--)); do order+=("${devs[$i]}"); done
 		fi
+		[[ $c == *zc ]] && zcopytx 1
 		for d in "${order[@]}"; do
 			out=$(timeout 60 "$drv" "$d" "$c" "$secs" "$warm" 2>/tmp/bench.err)
 			rc=$?
@@ -54,6 +66,7 @@ for ((r = 1; r <= rounds; r++)); do
 				echo "WARN round=$r dev=${d##*/} case=$c $(tr '\n' ' ' </tmp/bench.err)"
 			fi
 		done
+		[[ $c == *zc ]] && zcopytx 0
 	done
 done
 
