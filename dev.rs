@@ -7,7 +7,7 @@
 use crate::{
     mem::{self, MemTable},
     ring::{self, Iov, LogEntry, Ring, RingError},
-    sys::{self, params, EventFdCtx, Poll, Socket},
+    sys::{self, params, EventFdCtx, Poll, Socket, TxBatch},
     uapi::*,
     user,
     zerocopy::ZeroCopy,
@@ -49,6 +49,8 @@ pub(crate) struct Vq {
     pub(crate) log: KVec<LogEntry>,
     /// Used elements waiting to be published (`vq->heads`).
     pub(crate) heads: KVec<(u32, u32)>,
+    /// Small TX packets copied and waiting for one sendmsg (TX only, with an owner).
+    pub(crate) txbatch: Option<TxBatch>,
     /// Counters since the last reset, shown in the device's fdinfo.
     pub(crate) stats: VqStats,
 }
@@ -84,6 +86,9 @@ pub(crate) struct VqStats {
     pub(crate) zcopy_done: u64,
     pub(crate) zcopy_copied: u64,
     pub(crate) zcopy_fallbacks: u64,
+    /// TX batching: sendmsg calls that carried a batch, and the packets in them.
+    pub(crate) batches: u64,
+    pub(crate) batched: u64,
 }
 
 impl Vq {
@@ -109,6 +114,7 @@ impl Vq {
             iov: KVec::new(),
             log: KVec::new(),
             heads: KVec::new(),
+            txbatch: None,
             stats: VqStats {
                 packets: 0,
                 bytes: 0,
@@ -122,6 +128,8 @@ impl Vq {
                 zcopy_done: 0,
                 zcopy_copied: 0,
                 zcopy_fallbacks: 0,
+                batches: 0,
+                batched: 0,
             },
         }
     }
@@ -145,6 +153,7 @@ impl Vq {
         self.iov = KVec::new();
         self.log = KVec::new();
         self.heads = KVec::new();
+        self.txbatch = None;
     }
 
     /// Takes on negotiated features: ring behaviour and header lengths.

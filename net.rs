@@ -9,7 +9,7 @@ use crate::{
     guest::{UsedLog, UserMem},
     mem,
     ring::{ChainBuf, Iov, RingError},
-    sys::{self, Poll, Socket, Worker, EPOLLERR, EPOLLIN, EPOLLOUT},
+    sys::{self, Poll, Socket, TxBatch, Worker, EPOLLERR, EPOLLIN, EPOLLOUT},
     uapi::*,
     user,
     zerocopy::{ZeroCopy, GOODCOPY_LEN},
@@ -158,7 +158,7 @@ impl VhostNet {
             let name = if q == RX { "rx" } else { "tx" };
             seq_print!(
                 m,
-                "vq{} {}: packets {} bytes {} drops {} kicks {} calls {} errors {} busy_hits {} busy_misses {} requeues {} busyloop_timeout {} zcopy {} zcopy_done {} zcopy_copied {} zcopy_fallbacks {} zcopy_inflight {}\n",
+                "vq{} {}: packets {} bytes {} drops {} kicks {} calls {} errors {} busy_hits {} busy_misses {} requeues {} busyloop_timeout {} zcopy {} zcopy_done {} zcopy_copied {} zcopy_fallbacks {} zcopy_inflight {} batches {} batched {}\n",
                 q,
                 name,
                 st.packets,
@@ -175,7 +175,9 @@ impl VhostNet {
                 st.zcopy_done,
                 st.zcopy_copied,
                 st.zcopy_fallbacks,
-                vq.zcopy.as_ref().map_or(0, |z| z.inflight())
+                vq.zcopy.as_ref().map_or(0, |z| z.inflight()),
+                st.batches,
+                st.batched
             );
         }
     }
@@ -188,6 +190,9 @@ impl VhostNet {
         let r = (|| -> Result {
             for (i, vq) in dev.vqs.iter_mut().enumerate() {
                 vq.alloc_iovecs()?;
+                if i == TX {
+                    vq.txbatch = Some(TxBatch::new()?);
+                }
                 let sock_mask = if i == TX { EPOLLOUT } else { EPOLLIN };
                 // SAFETY: the polls are stored in `self.dev`, so `self` outlives them.
                 vq.kick_poll = Some(unsafe { Poll::new(self, EPOLLIN, KICK << i) }?);
@@ -566,7 +571,9 @@ fn write_at(iov: &[Iov], mut off: u64, data: &[u8]) -> Result {
 
 /// `handle_tx()` with `handle_tx_copy()` and `handle_tx_zerocopy()`: sends each chain the
 /// guest made available as one packet, large ones zero-copy when the backend has it (see
-/// zerocopy.rs). Returns true if the queue gave way to its weight and must run again.
+/// zerocopy.rs); otherwise packets that fit in a page are copied into a batch for one
+/// sendmsg per 64 when the socket allows it (tun/tap and macvtap with an unlimited sndbuf).
+/// Returns true if the queue gave way to its weight and must run again.
 fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
     let Dev {
         umem, vqs, log_ctx, ..
@@ -581,6 +588,9 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
     }
     let (mut total, mut pkts, mut done) = (0usize, 0usize, 0usize);
     let mut requeue = false;
+    let batching = vq.zcopy.is_none()
+        && vq.txbatch.is_some()
+        && vq.backend.as_ref().is_some_and(|s| s.can_batch());
     loop {
         // Every round counts towards the weight, as in the C do-while loop.
         if total >= WEIGHT_BYTES || pkts >= WEIGHT_PKTS {
@@ -593,7 +603,7 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
         if let Some(zc) = vq.zcopy.as_mut() {
             done += zc.collect(&mut vq.heads[done..], &mut vq.stats);
             if done >= BATCH {
-                flush_used(vq, &mem, done);
+                tx_flush(vq, &mem, done);
                 done = 0;
             }
         }
@@ -602,10 +612,15 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
         if matches!(chain, Ok(None)) && vq.busyloop_timeout != 0 {
             // vhost_net_tx_get_vq_desc(): publish what is done, watch the rings and the RX
             // socket a while, then look again.
-            flush_used(vq, &mem, done);
+            tx_flush(vq, &mem, done);
             done = 0;
             busyloop_intr = busy_poll(rvq, vq, umem, log_ctx, pending, false);
             chain = tx_get_desc(vq, &mem);
+        }
+        if !matches!(chain, Ok(Some(_))) {
+            // Out of work or stopping: what is batched goes now, before we sleep.
+            tx_flush(vq, &mem, done);
+            done = 0;
         }
         let chain = match chain {
             Ok(Some(c)) => c,
@@ -636,6 +651,58 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
         if payload == 0 {
             vq.error("TX: shorter than the virtio-net header", RingError::Fault);
             break;
+        }
+        let Some(sock) = vq.backend.as_ref() else {
+            break;
+        };
+        let iov = &vq.iov[first..out];
+        if batching {
+            let Some(b) = vq.txbatch.as_mut() else {
+                break;
+            };
+            match b.add(sock, iov, payload, vq.sock_hlen) {
+                Ok(()) => {
+                    b.bytes += len;
+                    vq.heads[done] = (u32::from(chain.head), 0);
+                    done += 1;
+                    if done >= BATCH {
+                        tx_flush(vq, &mem, done);
+                        done = 0;
+                    }
+                    total += len as usize;
+                    continue;
+                }
+                // Too big for a page: sent alone, after what is batched.
+                Err(e) if e == ENOSPC => {
+                    tx_flush(vq, &mem, done);
+                    done = 0;
+                }
+                // No memory for now: as vhost-net, give the chain back and retry once the
+                // socket polls writable.
+                Err(e) if e == ENOMEM => {
+                    tx_flush(vq, &mem, done);
+                    done = 0;
+                    vq.ring.discard(1);
+                    if let (Some(poll), Some(sock)) = (vq.sock_poll.as_mut(), vq.backend.as_ref()) {
+                        let _ = poll.start(sock.file());
+                    }
+                    break;
+                }
+                // A buffer we cannot read or a header that points past the data: dropped,
+                // as a failed send would be. (vhost-net gives such a chain back and stops,
+                // to meet it again at the next kick: a guest could stall its own queue.)
+                Err(_) => {
+                    vq.stats.drops += 1;
+                    vq.heads[done] = (u32::from(chain.head), 0);
+                    done += 1;
+                    if done >= BATCH {
+                        tx_flush(vq, &mem, done);
+                        done = 0;
+                    }
+                    total += len as usize;
+                    continue;
+                }
+            }
         }
         let Some(sock) = vq.backend.as_ref() else {
             break;
@@ -678,13 +745,32 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             done += 1;
         }
         if done >= BATCH {
-            flush_used(vq, &mem, done);
+            tx_flush(vq, &mem, done);
             done = 0;
         }
         total += len as usize;
     }
-    flush_used(vq, &mem, done);
+    tx_flush(vq, &mem, done);
     requeue
+}
+
+/// `vhost_tx_batch()`: sends the batched packets, then publishes `n` used elements. A
+/// failed batch send drops its packets (the guest gets its buffers back all the same).
+fn tx_flush(vq: &mut Vq, mem: &UserMem<'_>, n: usize) {
+    if let (Some(b), Some(sock)) = (vq.txbatch.as_mut(), vq.backend.as_ref()) {
+        let (pkts, bytes) = (b.len() as u64, b.bytes);
+        if pkts != 0 {
+            if b.flush(sock).is_ok() {
+                vq.stats.packets += pkts;
+                vq.stats.bytes += bytes;
+                vq.stats.batches += 1;
+                vq.stats.batched += pkts;
+            } else {
+                vq.stats.drops += pkts;
+            }
+        }
+    }
+    flush_used(vq, mem, n);
 }
 
 /// The next TX chain into `vq.iov`.

@@ -19,6 +19,9 @@
 #include <linux/skbuff.h>
 #include <linux/vmalloc.h>
 #include <linux/wait.h>
+#include <linux/virtio_net.h>
+#include <linux/page_frag_cache.h>
+#include <net/xdp.h>
 #include <linux/if_tap.h>
 #include <linux/if_tun.h>
 #include <linux/mm.h>
@@ -570,4 +573,130 @@ void vhost_rs_zc_free(struct vhost_rs_zc *zc)
 {
 	synchronize_rcu();
 	kvfree(zc);
+}
+
+/*
+ * TX batching into tun/tap and macvtap (vhost_net_build_xdp() and vhost_tx_batch()): with
+ * an unlimited sndbuf, each small packet is copied once into a page fragment laid out as
+ * an xdp_buff, and up to VHOST_RS_TX_BATCH of them go to the socket in one sendmsg
+ * (TUN_MSG_PTR), which builds the skbs around the fragments without another copy.
+ */
+#define VHOST_RS_TX_BATCH 64
+#define VHOST_RS_RX_PAD (NET_IP_ALIGN + NET_SKB_PAD)
+
+struct vhost_rs_txbatch {
+	struct page_frag_cache pf;
+	unsigned int n;
+	struct xdp_buff xdp[VHOST_RS_TX_BATCH];
+};
+
+struct vhost_rs_txbatch *vhost_rs_txbatch_alloc(void)
+{
+	struct vhost_rs_txbatch *b = kzalloc(sizeof(*b), GFP_KERNEL_ACCOUNT);
+
+	if (b)
+		page_frag_cache_init(&b->pf);
+	return b;
+}
+
+/* Drops what is still batched (never sent) and the fragment cache. */
+void vhost_rs_txbatch_free(struct vhost_rs_txbatch *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->n; i++)
+		put_page(virt_to_head_page(b->xdp[i].data));
+	page_frag_cache_drain(&b->pf);
+	kfree(b);
+}
+
+/* handle_tx_copy(): batching only with an unlimited sndbuf (tun's default, QEMU's too). */
+bool vhost_rs_sock_can_batch(struct socket *sock)
+{
+	return READ_ONCE(sock->sk->sk_sndbuf) == INT_MAX;
+}
+
+unsigned int vhost_rs_txbatch_len(struct vhost_rs_txbatch *b) { return b->n; }
+
+/*
+ * vhost_net_build_xdp(): the packet (@len bytes of user memory at @iov, the socket's
+ * virtio-net header of @sock_hlen bytes first) into the next xdp_buff. -ENOSPC if it does
+ * not fit in a page (the caller sends it alone), -EFAULT, -EINVAL (a header whose
+ * checksum lies beyond the data), -ENOMEM.
+ */
+int vhost_rs_txbatch_add(struct vhost_rs_txbatch *b, struct socket *sock, const struct iovec *iov,
+			 unsigned long nr, size_t len, unsigned int sock_hlen)
+{
+	struct xdp_buff *xdp = &b->xdp[b->n];
+	int headroom = sock_flag(sock->sk, SOCK_XDP) ? XDP_PACKET_HEADROOM : 0;
+	int buflen = SKB_DATA_ALIGN(sizeof(struct skb_shared_info));
+	int pad = SKB_DATA_ALIGN(VHOST_RS_RX_PAD + headroom + sock_hlen);
+	struct virtio_net_hdr *gso;
+	struct iov_iter from;
+	void *buf;
+
+	if (WARN_ON_ONCE(b->n >= VHOST_RS_TX_BATCH))
+		return -ENOSPC;
+	if (unlikely(len < sock_hlen))
+		return -EFAULT;
+	if (SKB_DATA_ALIGN(len + pad) + SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) > PAGE_SIZE)
+		return -ENOSPC;
+	buflen += SKB_DATA_ALIGN(len + pad);
+	buf = page_frag_alloc_align(&b->pf, buflen, GFP_KERNEL, SMP_CACHE_BYTES);
+	if (unlikely(!buf))
+		return -ENOMEM;
+	iov_iter_init(&from, ITER_SOURCE, iov, nr, len);
+	if (copy_from_iter(buf + pad - sock_hlen, len, &from) != len)
+		goto fault;
+	if (!sock_hlen) {
+		memset(buf, 0, pad);
+		gso = buf;
+	} else {
+		gso = buf + pad - sock_hlen;
+	}
+	if ((gso->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+	    __virtio16_to_cpu(true, gso->csum_start) + __virtio16_to_cpu(true, gso->csum_offset) + 2 >
+	    __virtio16_to_cpu(true, gso->hdr_len)) {
+		gso->hdr_len = __cpu_to_virtio16(true, __virtio16_to_cpu(true, gso->csum_start) +
+						 __virtio16_to_cpu(true, gso->csum_offset) + 2);
+		if (__virtio16_to_cpu(true, gso->hdr_len) > len) {
+			page_frag_free(buf);
+			return -EINVAL;
+		}
+	}
+	/* The header goes at the start of the buffer, where tun_xdp_one() reads it. */
+	memcpy(buf, buf + pad - sock_hlen, sock_hlen);
+	xdp_init_buff(xdp, buflen, NULL);
+	xdp_prepare_buff(xdp, buf, pad, len - sock_hlen, true);
+	b->n++;
+	return 0;
+fault:
+	page_frag_free(buf);
+	return -EFAULT;
+}
+
+/*
+ * vhost_tx_batch(): hands the batch to the socket. On an error the fragments are freed
+ * here (the packets are lost, as in vhost-net). Returns 0 or the error.
+ */
+int vhost_rs_txbatch_flush(struct vhost_rs_txbatch *b, struct socket *sock)
+{
+	struct tun_msg_ctl ctl = { .type = TUN_MSG_PTR, .num = b->n, .ptr = b->xdp };
+	struct msghdr msg = {
+		.msg_flags = MSG_DONTWAIT,
+		.msg_control = &ctl,
+		.msg_controllen = sizeof(ctl),
+	};
+	unsigned int i;
+	int err;
+
+	if (!b->n)
+		return 0;
+	err = sock->ops->sendmsg(sock, &msg, 0);
+	if (unlikely(err < 0)) {
+		for (i = 0; i < b->n; i++)
+			put_page(virt_to_head_page(b->xdp[i].data));
+	}
+	b->n = 0;
+	return err < 0 ? err : 0;
 }

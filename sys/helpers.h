@@ -78,4 +78,14 @@ int vhost_rs_zc_inflight(struct vhost_rs_zc *zc);
 void vhost_rs_zc_wait(struct vhost_rs_zc *zc);
 void vhost_rs_zc_free(struct vhost_rs_zc *zc);
 
+/* TX batching into tun/tap and macvtap (helpers.c). */
+struct vhost_rs_txbatch;
+struct vhost_rs_txbatch *vhost_rs_txbatch_alloc(void);
+void vhost_rs_txbatch_free(struct vhost_rs_txbatch *b);
+bool vhost_rs_sock_can_batch(struct socket *sock);
+unsigned int vhost_rs_txbatch_len(struct vhost_rs_txbatch *b);
+int vhost_rs_txbatch_add(struct vhost_rs_txbatch *b, struct socket *sock, const struct iovec *iov,
+			 unsigned long nr, size_t len, unsigned int sock_hlen);
+int vhost_rs_txbatch_flush(struct vhost_rs_txbatch *b, struct socket *sock);
+
 #endif

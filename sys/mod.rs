@@ -31,6 +31,12 @@ pub(crate) struct RawWorker {
     _p: [u8; 0],
 }
 
+/// Opaque `struct vhost_rs_txbatch`.
+#[repr(C)]
+pub(crate) struct RawTxBatch {
+    _p: [u8; 0],
+}
+
 /// Opaque `struct vhost_rs_zc`.
 #[repr(C)]
 pub(crate) struct RawZc {
@@ -79,6 +85,19 @@ extern "C" {
     fn vhost_rs_sock_recvmsg(sock: *mut RawSocket, iov: *const Iov, nr: usize, len: usize) -> i32;
     fn vhost_rs_sock_peek_len(sock: *mut RawSocket) -> i32;
     fn vhost_rs_sock_zcopy(sock: *mut RawSocket) -> bool;
+    fn vhost_rs_txbatch_alloc() -> *mut RawTxBatch;
+    fn vhost_rs_txbatch_free(b: *mut RawTxBatch);
+    fn vhost_rs_sock_can_batch(sock: *mut RawSocket) -> bool;
+    fn vhost_rs_txbatch_len(b: *mut RawTxBatch) -> u32;
+    fn vhost_rs_txbatch_add(
+        b: *mut RawTxBatch,
+        sock: *mut RawSocket,
+        iov: *const Iov,
+        nr: usize,
+        len: usize,
+        sock_hlen: u32,
+    ) -> i32;
+    fn vhost_rs_txbatch_flush(b: *mut RawTxBatch, sock: *mut RawSocket) -> i32;
     fn vhost_rs_zc_slots() -> u32;
     fn vhost_rs_zc_alloc(data: *const c_void, bit: u32) -> *mut RawZc;
     fn vhost_rs_zc_state(zc: *mut RawZc, slot: u32) -> u32;
@@ -198,6 +217,13 @@ impl Socket {
     pub(crate) fn zcopy(&self) -> bool {
         // SAFETY: `self.0` is valid while we hold its file reference.
         unsafe { vhost_rs_sock_zcopy(self.0.as_ptr()) }
+    }
+
+    /// Whether TX may batch into this socket (`sock_can_batch` in `handle_tx_copy()`): its
+    /// sndbuf is unlimited, as tun's is by default.
+    pub(crate) fn can_batch(&self) -> bool {
+        // SAFETY: `self.0` is valid while we hold its file reference.
+        unsafe { vhost_rs_sock_can_batch(self.0.as_ptr()) }
     }
 
     /// Whether two handles name the same socket.
@@ -554,5 +580,73 @@ impl Drop for Zc {
         self.wait();
         // SAFETY: nothing is in flight; `free` waits out completions still unwinding.
         unsafe { vhost_rs_zc_free(self.0.as_ptr()) }
+    }
+}
+
+/// Up to 64 small TX packets copied into page fragments as `xdp_buff`s, for one sendmsg
+/// into a tun/tap or macvtap socket (`nvq->xdp` with `vhost_net_build_xdp()`).
+pub(crate) struct TxBatch {
+    raw: NonNull<RawTxBatch>,
+    /// Bytes of the packets batched (for the queue's counters).
+    pub(crate) bytes: u64,
+}
+
+// SAFETY: only used through `&mut self`, under the device mutex.
+unsafe impl Send for TxBatch {}
+// SAFETY: `&TxBatch` gives no access.
+unsafe impl Sync for TxBatch {}
+
+impl TxBatch {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: allocation only.
+        let raw = unsafe { vhost_rs_txbatch_alloc() };
+        Ok(Self {
+            raw: NonNull::new(raw).ok_or(ENOMEM)?,
+            bytes: 0,
+        })
+    }
+
+    /// Packets batched and not yet sent.
+    pub(crate) fn len(&self) -> usize {
+        // SAFETY: `self.raw` is valid until drop.
+        unsafe { vhost_rs_txbatch_len(self.raw.as_ptr()) as usize }
+    }
+
+    /// Copies the packet in the owner memory `iov` (`len` bytes, the socket's header of
+    /// `sock_hlen` first) into the batch, for `sock`. `ENOSPC`: too big, send it alone.
+    pub(crate) fn add(
+        &mut self,
+        sock: &Socket,
+        iov: &[Iov],
+        len: usize,
+        sock_hlen: usize,
+    ) -> Result {
+        // SAFETY: as `Socket::sendmsg` for `iov`; the batch has room (the caller flushes
+        // at 64, and C checks again).
+        to_result(unsafe {
+            vhost_rs_txbatch_add(
+                self.raw.as_ptr(),
+                sock.0.as_ptr(),
+                iov.as_ptr(),
+                iov.len(),
+                len,
+                sock_hlen as u32,
+            )
+        })
+    }
+
+    /// Sends the batch to `sock` (the socket the packets were added for). On an error the
+    /// packets are dropped. The batch is empty afterwards.
+    pub(crate) fn flush(&mut self, sock: &Socket) -> Result {
+        self.bytes = 0;
+        // SAFETY: `self.raw` is valid; `sock` is a live socket.
+        to_result(unsafe { vhost_rs_txbatch_flush(self.raw.as_ptr(), sock.0.as_ptr()) })
+    }
+}
+
+impl Drop for TxBatch {
+    fn drop(&mut self) {
+        // SAFETY: we own the allocation; it frees any fragment still batched.
+        unsafe { vhost_rs_txbatch_free(self.raw.as_ptr()) }
     }
 }

@@ -217,27 +217,11 @@ else
 	dmesg | sed -n "/$marker/,\$p" >"$kmsg"
 fi
 rm -f "$kmsg.all"
-# kmemleak's "N new suspected memory leaks" lines between vhost_backends' "known-c-leak begin"
-# and "known-c-leak end N" are about vhost_net.ko's zero-copy leak, which that program
-# found, named and cleared: dropped if their counts add up to N.
-awk '
-	/known-c-leak begin/ { inside = 1; n = 0; held = ""; print; next }
-	inside && /kmemleak: [0-9]+ new suspected memory leaks/ {
-		match($0, /kmemleak: [0-9]+/); n += substr($0, RSTART + 10, RLENGTH - 10)
-		held = held $0 "\n"; next
-	}
-	inside && /known-c-leak end/ {
-		inside = 0; split($0, w, "known-c-leak end "); if (w[2] + 0 != n) printf "%s", held
-		print; next
-	}
-	{ print }
-	END { if (inside) printf "%s", held }
-' "$kmsg" >"$kmsg.judged"
 bad='BUG:|WARNING:|KASAN|lockdep|possible recursive|circular locking|Oops|general protection|kmemleak|refcount_t|UBSAN|list_add corruption|sleeping function called from invalid context'
 if ! grep -qF "$marker" "$kmsg"; then
 	diag "the marker is not in the kernel log"
 	notok "dmesg_clean"
-elif hits=$(grep -E "$bad" "$kmsg.judged"); then
+elif hits=$(grep -E "$bad" "$kmsg"); then
 	diag "kernel log since the marker has $(wc -l <<<"$hits") bad lines (all in $kmsg); the first 50:"
 	head -50 <<<"$hits" | sed 's/^/# /'
 	notok "dmesg_clean"
