@@ -7,7 +7,7 @@
 use crate::{
     mem::{self, MemTable},
     ring::{self, Iov, LogEntry, Ring, RingError},
-    sys::{self, params, EventFdCtx, Poll, RxQueue, Socket, TxBatch},
+    sys::{self, params, EventFdCtx, Poll, Socket, TxBatch},
     uapi::*,
     user,
     zerocopy::ZeroCopy,
@@ -35,9 +35,6 @@ pub(crate) struct Vq {
     pub(crate) call: Option<EventFdCtx>,
     pub(crate) err: Option<EventFdCtx>,
     pub(crate) busyloop_timeout: u32,
-    /// RX packets batched from the backend's ring (RX only, with an owner); declared before
-    /// `backend`: they go back to its ring when it is dropped.
-    pub(crate) rxq: Option<RxQueue>,
     /// Zero-copy TX state of the backend (TX with `experimental_zcopytx` on a tun/tap or
     /// macvtap queue); declared before `backend`: it waits for the buffers in flight.
     pub(crate) zcopy: Option<ZeroCopy>,
@@ -110,7 +107,6 @@ impl Vq {
             call: None,
             err: None,
             busyloop_timeout: 0,
-            rxq: None,
             zcopy: None,
             backend: None,
             vhost_hlen: 0,
@@ -144,11 +140,8 @@ impl Vq {
         iov.resize(ring::MAX_IOV, Iov::default(), GFP_KERNEL)?;
         let mut log = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
         log.resize(ring::MAX_IOV, LogEntry::default(), GFP_KERNEL)?;
-        // RX gathers up to 64 packets' heads and then a packet of up to MAX_IOV more, as
-        // vhost-net's UIO_MAXIOV + VHOST_NET_BATCH.
-        let n = ring::MAX_IOV + 65;
-        let mut heads = KVec::with_capacity(n, GFP_KERNEL)?;
-        heads.resize(n, (0, 0), GFP_KERNEL)?;
+        let mut heads = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
+        heads.resize(ring::MAX_IOV, (0, 0), GFP_KERNEL)?;
         self.iov = iov;
         self.log = log;
         self.heads = heads;
@@ -161,10 +154,6 @@ impl Vq {
         self.log = KVec::new();
         self.heads = KVec::new();
         self.txbatch = None;
-        if let Some(q) = self.rxq.as_mut() {
-            q.attach(None);
-        }
-        self.rxq = None;
     }
 
     /// Takes on negotiated features: ring behaviour and header lengths.
@@ -178,21 +167,9 @@ impl Vq {
 
     /// Takes the backend out, to be dropped after unlocking.
     pub(crate) fn take_backend(&mut self) -> Backend {
-        if let Some(q) = self.rxq.as_mut() {
-            q.attach(None);
-        }
         Backend {
             zcopy: self.zcopy.take(),
             _sock: self.backend.take(),
-        }
-    }
-
-    /// The length of the next packet on the RX backend, or 0 (`peek_head_len()`).
-    pub(crate) fn rx_peek_len(&mut self) -> usize {
-        match (self.rxq.as_mut(), self.backend.as_ref()) {
-            (Some(q), Some(s)) => q.peek_len(s),
-            (None, Some(s)) => s.peek_len(),
-            _ => 0,
         }
     }
 
