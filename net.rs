@@ -661,17 +661,6 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
                 break;
             };
             match b.add(sock, iov, payload, vq.sock_hlen) {
-                Ok(()) => {
-                    b.bytes += len;
-                    vq.heads[done] = (u32::from(chain.head), 0);
-                    done += 1;
-                    if done >= BATCH {
-                        tx_flush(vq, &mem, done);
-                        done = 0;
-                    }
-                    total += len as usize;
-                    continue;
-                }
                 // Too big for a page: sent alone, after what is batched.
                 Err(e) if e == ENOSPC => {
                     tx_flush(vq, &mem, done);
@@ -682,17 +671,18 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
                 Err(e) if e == ENOMEM => {
                     tx_flush(vq, &mem, done);
                     done = 0;
-                    vq.ring.discard(1);
-                    if let (Some(poll), Some(sock)) = (vq.sock_poll.as_mut(), vq.backend.as_ref()) {
-                        let _ = poll.start(sock.file());
-                    }
+                    tx_retry_later(vq);
                     break;
                 }
-                // A buffer we cannot read or a header that points past the data: dropped,
-                // as a failed send would be. (vhost-net gives such a chain back and stops,
-                // to meet it again at the next kick: a guest could stall its own queue.)
-                Err(_) => {
-                    vq.stats.drops += 1;
+                added => {
+                    match added {
+                        Ok(()) => b.bytes += len,
+                        // A buffer we cannot read or a header that points past the data:
+                        // dropped, as a failed send would be. (vhost-net gives such a chain
+                        // back and stops, to meet it again at the next kick: a guest could
+                        // stall its own queue.)
+                        Err(_) => vq.stats.drops += 1,
+                    }
                     vq.heads[done] = (u32::from(chain.head), 0);
                     done += 1;
                     if done >= BATCH {
@@ -724,10 +714,7 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             // The errors a non-blocking send gives while the socket is full for now.
             Err(e) if e == EAGAIN || e == ENOMEM || e == ENOBUFS => {
                 // Full for now: give the chain back and wait for the socket to drain.
-                vq.ring.discard(1);
-                if let (Some(poll), Some(sock)) = (vq.sock_poll.as_mut(), vq.backend.as_ref()) {
-                    let _ = poll.start(sock.file());
-                }
+                tx_retry_later(vq);
                 break;
             }
             Ok(_) => {
@@ -752,6 +739,15 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
     }
     tx_flush(vq, &mem, done);
     requeue
+}
+
+/// Gives the chain just taken back to the ring and polls the socket, which wakes the worker
+/// once it is writable again (`vhost_discard_vq_desc()` and `vhost_net_enable_vq()`).
+fn tx_retry_later(vq: &mut Vq) {
+    vq.ring.discard(1);
+    if let (Some(poll), Some(sock)) = (vq.sock_poll.as_mut(), vq.backend.as_ref()) {
+        let _ = poll.start(sock.file());
+    }
 }
 
 /// `vhost_tx_batch()`: sends the batched packets, then publishes `n` used elements. A

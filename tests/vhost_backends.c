@@ -2664,6 +2664,18 @@ static void zc_detach(struct dev *d)
 	}
 }
 
+/* Device @k of the case at @path, set up as QEMU does, both queues on the tap of @z. */
+static int zc_dev(struct zc_net *z, struct dev *d, const char *path, int k)
+{
+	int r = dev_open(d, path, k);
+
+	if (r == R_PASS)
+		r = dev_setup(d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(d, z->tc.t.fd);
+	return r;
+}
+
 static uint8_t *tx_buf(struct dev *d, int head)
 {
 	return g_hva(&G, dev_slot(d->k) + (uint64_t)head * SLOT, NULL);
@@ -2788,6 +2800,39 @@ static void zc_frames(uint8_t (*frames)[SLOT], size_t *lens, int n, uint32_t seq
 }
 
 /*
+ * Posts @n frames (seq @seq0, @len0 + i * @step bytes), kicks, and takes the used buffers
+ * back as they come (zc_reclaim()), for up to 20 s. *@first: ms from the kick to the first.
+ */
+static int zc_burst(struct dev *d, uint8_t (*frames)[SLOT], size_t *lens, int n, uint32_t seq0,
+		    size_t len0, size_t step, long long *first)
+{
+	bool out[VR_NUM] = { 0 };
+	long long t0;
+	int r, got = 0, k;
+
+	zc_frames(frames, lens, n, seq0, len0, step);
+	r = zc_post(d, frames, lens, n, out);
+	if (r != R_PASS)
+		return r;
+	*first = -1;
+	t0 = now_ms();
+	vr_kick(&d->tx);
+	while (got < n && now_ms() - t0 < 4 * TMO) {
+		k = zc_reclaim(d, out);
+		if (k < 0)
+			return R_FAIL;
+		if (k && *first < 0)
+			*first = now_ms() - t0;
+		got += k;
+		sleep_ms(1);
+	}
+	ktap_diag("%s: %d of %d buffers back, the first %lld ms after the kick", d->name, got, n, *first);
+	if (got < n)
+		FAIL("%s: only %d of %d TX buffers came back within %d ms", d->name, got, n, 4 * TMO);
+	return R_PASS;
+}
+
+/*
  * A burst of large frames flooded by the bridge to two ports delayed 200 and 400 ms, with a
  * packet socket on the tap as well: three copies of each frame. Cloning an skb copies its
  * zero-copy pages (skb_clone() orphans them), so the stack lets go early here; whenever a
@@ -2798,45 +2843,18 @@ static int case_zcopy_clones(const char *path)
 {
 	static uint8_t frames[ZC_N][SLOT];
 	static size_t lens[ZC_N];
-	bool out[VR_NUM] = { 0 };
 	struct zc_net z = { 0 };
-	long long t0, first = -1;
 	struct dev d = { .vfd = -1 };
-	int r, got = 0, n, i;
+	long long first;
+	int r, i;
 
 	r = zc_net_create(&z, ZC_PORTS, 200, true);
 	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
+		r = zc_dev(&z, &d, path, 0);
 	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
+		r = zc_burst(&d, frames, lens, ZC_N, 0x2c0000, 400, 45, &first);
 	if (r == R_PASS)
-		r = dev_backend(&d, z.tc.t.fd);
-	if (r != R_PASS)
-		goto out;
-	zc_frames(frames, lens, ZC_N, 0x2c0000, 400, 45);
-	r = zc_post(&d, frames, lens, ZC_N, out);
-	if (r != R_PASS)
-		goto out;
-	t0 = now_ms();
-	vr_kick(&d.tx);
-	while (got < ZC_N && now_ms() - t0 < 4 * TMO) {
-		n = zc_reclaim(&d, out);
-		if (n < 0) {
-			r = R_FAIL;
-			goto out;
-		}
-		if (n && first < 0)
-			first = now_ms() - t0;
-		got += n;
-		sleep_ms(1);
-	}
-	ktap_diag("%s: %d of %d buffers back, the first %lld ms after the kick", d.name, got, ZC_N, first);
-	if (got < ZC_N) {
-		ktap_diag("%s: only %d of %d TX buffers came back within %d ms", d.name, got, ZC_N, 4 * TMO);
-		r = R_FAIL;
-		goto out;
-	}
-	r = zc_expect(z.tc.cap, "the tap's capture", frames, lens, ZC_N);
+		r = zc_expect(z.tc.cap, "the tap's capture", frames, lens, ZC_N);
 	for (i = 0; i < z.nports && r == R_PASS; i++) {
 		char port[16];
 
@@ -2847,7 +2865,6 @@ static int case_zcopy_clones(const char *path)
 	 * 64 packets go by copy (vhost_net_tx_select_zcopy()). */
 	if (r == R_PASS)
 		r = zc_counters(&d, 1, false);
-out:
 	zc_detach(&d);
 	dev_close(&d);
 	zc_net_close(&z);
@@ -2864,43 +2881,18 @@ static int case_zcopy_in_place(const char *path)
 {
 	static uint8_t frames[ZC_N][SLOT];
 	static size_t lens[ZC_N];
-	bool out[VR_NUM] = { 0 };
 	struct zc_net z = { 0 };
 	struct dev d = { .vfd = -1 };
-	long long t0;
-	int r, got = 0, n;
+	long long first;
+	int r;
 
 	r = zc_net_create(&z, 0, 0, false);
 	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
+		r = zc_dev(&z, &d, path, 0);
 	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
+		r = zc_burst(&d, frames, lens, ZC_N, 0x2c1000, 300, 70, &first);
 	if (r == R_PASS)
-		r = dev_backend(&d, z.tc.t.fd);
-	if (r != R_PASS)
-		goto out;
-	zc_frames(frames, lens, ZC_N, 0x2c1000, 300, 70);
-	r = zc_post(&d, frames, lens, ZC_N, out);
-	if (r != R_PASS)
-		goto out;
-	t0 = now_ms();
-	vr_kick(&d.tx);
-	while (got < ZC_N && now_ms() - t0 < 4 * TMO) {
-		n = zc_reclaim(&d, out);
-		if (n < 0) {
-			r = R_FAIL;
-			goto out;
-		}
-		got += n;
-		sleep_ms(1);
-	}
-	if (got < ZC_N) {
-		ktap_diag("%s: only %d of %d TX buffers came back within %d ms", d.name, got, ZC_N, 4 * TMO);
-		r = R_FAIL;
-	} else {
 		r = zc_counters(&d, ZC_N, true);
-	}
-out:
 	zc_detach(&d);
 	dev_close(&d);
 	zc_net_close(&z);
@@ -2980,11 +2972,7 @@ static int case_zcopy_inflight_end(const char *path)
 
 	r = zc_net_create(&z, 1, 400, false);
 	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(&d, z.tc.t.fd);
+		r = zc_dev(&z, &d, path, 0);
 	if (r == R_PASS)
 		r = zc_end_inflight(&d, &z, "detach", 0x2d0000);
 	if (r == R_PASS && c)
@@ -2996,11 +2984,7 @@ static int case_zcopy_inflight_end(const char *path)
 		r = zc_end_inflight(&d, &z, "reset", 0x2d0100);
 	/* A second device (the first one's rings are gone with its owner), closed in flight. */
 	if (r == R_PASS && !c)
-		r = dev_open(&d2, path, 1);
-	if (r == R_PASS && !c)
-		r = dev_setup(&d2, QEMU_FEATURES, -1);
-	if (r == R_PASS && !c)
-		r = dev_backend(&d2, z.tc.t.fd);
+		r = zc_dev(&z, &d2, path, 1);
 	if (r == R_PASS && !c)
 		r = zc_end_inflight(&d2, &z, "close", 0x2d0200);
 	zc_detach(&d);
@@ -3030,11 +3014,7 @@ static int case_zcopy_fallbacks(const char *path)
 
 	r = zc_net_create(&z, 1, 400, false);
 	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(&d, z.tc.t.fd);
+		r = zc_dev(&z, &d, path, 0);
 	if (r != R_PASS)
 		goto out;
 	/* Large, then small frames. */
