@@ -3027,7 +3027,7 @@ static int case_zcopy_fallbacks(const char *path)
 	t0 = now_ms();
 	vr_kick(&d.tx);
 	got = 0;
-	while (got < NSMALL && now_ms() - t0 < 300) {
+	while (got < NSMALL && now_ms() - t0 < TMO) {
 		n = zc_reclaim(&d, out);
 		if (n < 0) {
 			r = R_FAIL;
@@ -3036,22 +3036,34 @@ static int case_zcopy_fallbacks(const char *path)
 		got += n;
 		sleep_ms(1);
 	}
-	if (got != NSMALL || now_ms() - t0 >= 380) {
-		ktap_diag("%s: %d buffers back %lld ms after the kick; expected the %d small ones, "
-			  "copied, before the large ones", d.name, got, now_ms() - t0, NSMALL);
-		r = R_FAIL;
-		goto out;
-	}
-	/* A fresh ring hands out heads 0, 1, ... in posting order: the large ones are 0..NBIG-1. */
-	for (n = 0; n < NBIG; n++)
-		if (!out[n]) {
-			ktap_diag("%s: large frame %d came back within %lld ms, while the qdisc held it",
-				  d.name, n, now_ms() - t0);
+	/*
+	 * The large ones cannot come back before the qdisc lets go of them (400 ms after they
+	 * were sent); if the machine took that long for the small ones, the order says nothing.
+	 */
+	if (now_ms() - t0 >= 380) {
+		ktap_diag("note: %s: the small frames took %lld ms to come back; the order against "
+			  "the large ones is not checked", d.name, now_ms() - t0);
+	} else {
+		/* A fresh ring hands out heads 0, 1, ... in posting order: large ones are 0..NBIG-1. */
+		for (n = 0; n < NBIG; n++)
+			if (!out[n]) {
+				ktap_diag("%s: large frame %d came back within %lld ms, while the qdisc "
+					  "held it", d.name, n, now_ms() - t0);
+				r = R_FAIL;
+				goto out;
+			}
+		if (got != NSMALL) {
+			ktap_diag("%s: %d buffers back %lld ms after the kick; expected the %d small "
+				  "ones, copied", d.name, got, now_ms() - t0, NSMALL);
 			r = R_FAIL;
 			goto out;
 		}
-	if (!vr_wait_used(&d.tx, NBIG, 2 * TMO) || zc_reclaim(&d, out) != NBIG) {
-		ktap_diag("%s: the %d large buffers did not come back", d.name, NBIG);
+	}
+	got = 0;
+	for (n = 0; n < NBIG; n++)
+		got += out[n];
+	if (got && (!vr_wait_used(&d.tx, got, 2 * TMO) || zc_reclaim(&d, out) != got)) {
+		ktap_diag("%s: the %d large buffers did not come back", d.name, got);
 		r = R_FAIL;
 		goto out;
 	}
@@ -3079,7 +3091,7 @@ static int case_zcopy_fallbacks(const char *path)
 	t0 = now_ms();
 	vr_kick(&d.tx);
 	got = 0;
-	while (now_ms() - t0 < 300) {
+	while (now_ms() - t0 < 380) {
 		n = zc_reclaim(&d, out);
 		if (n < 0) {
 			r = R_FAIL;
@@ -3088,14 +3100,21 @@ static int case_zcopy_fallbacks(const char *path)
 		got += n;
 		sleep_ms(1);
 	}
-	ktap_diag("%s: %d of %d large buffers back within 300 ms (held: %d)", d.name, got, NMAX,
+	/*
+	 * Within 380 ms, before the qdisc lets go of any zero-copy buffer: the copies past the
+	 * limit (a quarter of the ring: 64 in flight) may be back, the others may not.
+	 */
+	ktap_diag("%s: %d of %d large buffers back within 380 ms (held: %d)", d.name, got, NMAX,
 		  NMAX - got);
-	if (got < 1 || got > NMAX - 32) {
-		ktap_diag("%s: expected some (but not most) buffers back at once: those past the "
-			  "limit of zero-copy buffers in flight", d.name);
+	if (got > NMAX - 64) {
+		ktap_diag("%s: more than %d buffers back while the qdisc holds the zero-copy ones",
+			  d.name, NMAX - 64);
 		r = R_FAIL;
 		goto out;
 	}
+	if (!got)
+		ktap_diag("note: %s: no copy back within 380 ms (a slow machine); the fallback is "
+			  "checked by our counter only", d.name);
 	while (got < NMAX && now_ms() - t0 < 4 * TMO) {
 		n = zc_reclaim(&d, out);
 		if (n < 0) {
