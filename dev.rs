@@ -115,22 +115,7 @@ impl Vq {
             log: KVec::new(),
             heads: KVec::new(),
             txbatch: None,
-            stats: VqStats {
-                packets: 0,
-                bytes: 0,
-                drops: 0,
-                calls: 0,
-                errors: 0,
-                busy_hits: 0,
-                busy_misses: 0,
-                requeues: 0,
-                zcopy: 0,
-                zcopy_done: 0,
-                zcopy_copied: 0,
-                zcopy_fallbacks: 0,
-                batches: 0,
-                batched: 0,
-            },
+            stats: VqStats::default(),
         }
     }
 

@@ -652,15 +652,13 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             vq.error("TX: shorter than the virtio-net header", RingError::Fault);
             break;
         }
-        let Some(sock) = vq.backend.as_ref() else {
-            break;
-        };
-        let iov = &vq.iov[first..out];
+        // Copied into the batch (or dropped on the way), else sent on its own below.
+        let mut batched = false;
         if batching {
-            let Some(b) = vq.txbatch.as_mut() else {
+            let (Some(b), Some(sock)) = (vq.txbatch.as_mut(), vq.backend.as_ref()) else {
                 break;
             };
-            match b.add(sock, iov, payload, vq.sock_hlen) {
+            match b.add(sock, &vq.iov[first..out], payload, vq.sock_hlen) {
                 // Too big for a page: sent alone, after what is batched.
                 Err(e) if e == ENOSPC => {
                     tx_flush(vq, &mem, done);
@@ -674,59 +672,57 @@ fn handle_tx(dev: &mut Dev, pending: &AtomicU32) -> bool {
                     tx_retry_later(vq);
                     break;
                 }
-                added => {
-                    match added {
-                        Ok(()) => b.bytes += len,
-                        // A buffer we cannot read or a header that points past the data:
-                        // dropped, as a failed send would be. (vhost-net gives such a chain
-                        // back and stops, to meet it again at the next kick: a guest could
-                        // stall its own queue.)
-                        Err(_) => vq.stats.drops += 1,
-                    }
-                    vq.heads[done] = (u32::from(chain.head), 0);
-                    done += 1;
-                    if done >= BATCH {
-                        tx_flush(vq, &mem, done);
-                        done = 0;
-                    }
-                    total += len as usize;
-                    continue;
+                Ok(()) => {
+                    b.bytes += len;
+                    batched = true;
+                }
+                // A buffer we cannot read or a header that points past the data: dropped,
+                // as a failed send would be. (vhost-net gives such a chain back and stops,
+                // to meet it again at the next kick: a guest could stall its own queue.)
+                Err(_) => {
+                    vq.stats.drops += 1;
+                    batched = true;
                 }
             }
         }
-        let Some(sock) = vq.backend.as_ref() else {
-            break;
-        };
-        let iov = &vq.iov[first..out];
-        let num = vq.ring.num;
-        let (sent, zcopy_used) = match vq.zcopy.as_mut() {
-            Some(zc) if zc.select(payload, num) => {
-                (zc.send(chain.head, sock, iov, payload, &mut vq.stats), true)
-            }
-            zc => {
-                if zc.is_some() && payload >= GOODCOPY_LEN {
-                    vq.stats.zcopy_fallbacks += 1;
-                }
-                (sock.sendmsg(iov, payload), false)
-            }
-        };
-        match sent {
-            // The errors a non-blocking send gives while the socket is full for now.
-            Err(e) if e == EAGAIN || e == ENOMEM || e == ENOBUFS => {
-                // Full for now: give the chain back and wait for the socket to drain.
-                tx_retry_later(vq);
+        let mut zcopy_used = false;
+        if !batched {
+            let Some(sock) = vq.backend.as_ref() else {
                 break;
+            };
+            let iov = &vq.iov[first..out];
+            let num = vq.ring.num;
+            let sent;
+            (sent, zcopy_used) = match vq.zcopy.as_mut() {
+                Some(zc) if zc.select(payload, num) => {
+                    (zc.send(chain.head, sock, iov, payload, &mut vq.stats), true)
+                }
+                zc => {
+                    if zc.is_some() && payload >= GOODCOPY_LEN {
+                        vq.stats.zcopy_fallbacks += 1;
+                    }
+                    (sock.sendmsg(iov, payload), false)
+                }
+            };
+            match sent {
+                // The errors a non-blocking send gives while the socket is full for now.
+                Err(e) if e == EAGAIN || e == ENOMEM || e == ENOBUFS => {
+                    // Full for now: give the chain back and wait for the socket to drain.
+                    tx_retry_later(vq);
+                    break;
+                }
+                Ok(_) => {
+                    vq.stats.packets += 1;
+                    vq.stats.bytes += len;
+                }
+                // Any other failure drops the packet, as vhost-net does; the buffer is used.
+                Err(_) => vq.stats.drops += 1,
             }
-            Ok(_) => {
-                vq.stats.packets += 1;
-                vq.stats.bytes += len;
+            if let Some(zc) = vq.zcopy.as_mut() {
+                zc.packet();
             }
-            // Any other failure drops the packet, as vhost-net does; the buffer is used.
-            Err(_) => vq.stats.drops += 1,
         }
-        if let Some(zc) = vq.zcopy.as_mut() {
-            zc.packet();
-        }
+        // A zero-copy buffer goes back to the guest when the stack lets go of it.
         if !zcopy_used {
             vq.heads[done] = (u32::from(chain.head), 0);
             done += 1;

@@ -42,8 +42,8 @@ impl ZeroCopy {
     ///
     /// As [`Zc::new`]: `net` outlives the result (it is kept in `net`'s device).
     pub(crate) unsafe fn new(net: &VhostNet, bit: u32) -> Result<Self> {
-        let mut heads = KVec::with_capacity(Zc::slots(), GFP_KERNEL)?;
-        heads.resize(Zc::slots(), 0, GFP_KERNEL)?;
+        let mut heads = KVec::with_capacity(Zc::SLOTS, GFP_KERNEL)?;
+        heads.resize(Zc::SLOTS, 0, GFP_KERNEL)?;
         Ok(Self {
             // SAFETY: the caller's contract.
             zc: unsafe { Zc::new(net, bit) }?,
@@ -57,7 +57,7 @@ impl ZeroCopy {
 
     /// Buffers sent and not yet returned to the guest.
     fn outstanding(&self) -> usize {
-        (self.upend + Zc::slots() - self.done) % Zc::slots()
+        (self.upend + Zc::SLOTS - self.done) % Zc::SLOTS
     }
 
     /// Buffers the network stack still holds (for fdinfo).
@@ -101,7 +101,7 @@ impl ZeroCopy {
     ) -> Result<usize> {
         let slot = self.upend;
         self.heads[slot] = head;
-        self.upend = (slot + 1) % Zc::slots();
+        self.upend = (slot + 1) % Zc::SLOTS;
         let r = self.zc.sendmsg(slot, sock, iov, len);
         match r {
             Err(e) if e == EAGAIN || e == ENOMEM || e == ENOBUFS => {
@@ -133,7 +133,7 @@ impl ZeroCopy {
             self.zc.set_state(self.done, ZcState::Clear);
             out[n] = (u32::from(self.heads[self.done]), 0);
             n += 1;
-            self.done = (self.done + 1) % Zc::slots();
+            self.done = (self.done + 1) % Zc::SLOTS;
         }
         n
     }

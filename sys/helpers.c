@@ -523,12 +523,12 @@ void vhost_rs_zc_set_state(struct vhost_rs_zc *zc, unsigned int slot, unsigned i
  * On an error the slot is settled here: a ubuf the socket never took is put back.
  */
 int vhost_rs_zc_sendmsg(struct vhost_rs_zc *zc, unsigned int slot, struct socket *sock,
-			const struct iovec *iov, unsigned long nr, size_t len, bool more)
+			const struct iovec *iov, unsigned long nr, size_t len)
 {
 	struct ubuf_info_msgzc *ubuf = &zc->ubuf[slot];
 	struct tun_msg_ctl ctl = { .type = TUN_MSG_UBUF, .ptr = &ubuf->ubuf };
 	struct msghdr msg = {
-		.msg_flags = MSG_DONTWAIT | (more ? MSG_MORE : 0),
+		.msg_flags = MSG_DONTWAIT,
 		.msg_control = &ctl,
 		.msg_controllen = sizeof(ctl),
 	};

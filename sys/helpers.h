@@ -73,7 +73,7 @@ struct vhost_rs_zc *vhost_rs_zc_alloc(const void *data, unsigned int bit);
 unsigned int vhost_rs_zc_state(struct vhost_rs_zc *zc, unsigned int slot);
 void vhost_rs_zc_set_state(struct vhost_rs_zc *zc, unsigned int slot, unsigned int state);
 int vhost_rs_zc_sendmsg(struct vhost_rs_zc *zc, unsigned int slot, struct socket *sock,
-			const struct iovec *iov, unsigned long nr, size_t len, bool more);
+			const struct iovec *iov, unsigned long nr, size_t len);
 int vhost_rs_zc_inflight(struct vhost_rs_zc *zc);
 void vhost_rs_zc_wait(struct vhost_rs_zc *zc);
 void vhost_rs_zc_free(struct vhost_rs_zc *zc);

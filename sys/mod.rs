@@ -109,7 +109,6 @@ extern "C" {
         iov: *const Iov,
         nr: usize,
         len: usize,
-        more: bool,
     ) -> i32;
     fn vhost_rs_zc_inflight(zc: *mut RawZc) -> i32;
     fn vhost_rs_zc_wait(zc: *mut RawZc);
@@ -490,17 +489,18 @@ unsafe impl Send for Zc {}
 unsafe impl Sync for Zc {}
 
 impl Zc {
-    /// Slots in the ring (`UIO_MAXIOV`).
-    pub(crate) fn slots() -> usize {
-        // SAFETY: a constant; no preconditions.
-        unsafe { vhost_rs_zc_slots() as usize }
-    }
+    /// Slots in the ring (`UIO_MAXIOV`, `VHOST_RS_ZC_SLOTS` in C; `new` checks they agree).
+    pub(crate) const SLOTS: usize = 1024;
 
     /// # Safety
     ///
     /// `net` must outlive the returned `Zc`: it is owned by `net`'s device, and dropping it
     /// waits for every completion, which is what dereferences `net`.
     pub(crate) unsafe fn new(net: &VhostNet, bit: u32) -> Result<Self> {
+        // SAFETY: a constant; no preconditions.
+        if unsafe { vhost_rs_zc_slots() } as usize != Self::SLOTS {
+            return Err(EINVAL);
+        }
         let data = core::ptr::from_ref(net).cast::<c_void>();
         // SAFETY: allocation only; `data` is dereferenced by completions, which the
         // caller's contract covers.
@@ -508,7 +508,7 @@ impl Zc {
         NonNull::new(raw).map(Self).ok_or(ENOMEM)
     }
 
-    /// The state of `slot` (< `slots()`), with acquire ordering against its completion.
+    /// The state of `slot` (< `SLOTS`), with acquire ordering against its completion.
     pub(crate) fn state(&self, slot: usize) -> ZcState {
         // SAFETY: `self.0` is valid until drop; C bounds nothing, so we check.
         match unsafe { vhost_rs_zc_state(self.0.as_ptr(), Self::slot(slot)) } {
@@ -551,7 +551,6 @@ impl Zc {
                 iov.as_ptr(),
                 iov.len(),
                 len,
-                false,
             )
         };
         usize::try_from(r).map_err(|_| Error::from_errno(r))
@@ -571,7 +570,7 @@ impl Zc {
     }
 
     fn slot(slot: usize) -> u32 {
-        (slot % Self::slots()) as u32
+        (slot % Self::SLOTS) as u32
     }
 }
 
