@@ -70,6 +70,7 @@ if [ "${VHOST_RS_VM_UDEV:-0}" != 1 ]; then
 	vng_args+=(--rodir "/usr/lib/systemd=$logs/empty")
 fi
 [ "${VHOST_RS_KVM:-0}" = 1 ] || vng_args+=(--disable-kvm)
+vng_args+=(--append no5lvl)
 # The = form: argparse would take a value starting with "-" for an option.
 [ -z "${VHOST_RS_QEMU_OPTS:-}" ] || vng_args+=("--qemu-opts=$VHOST_RS_QEMU_OPTS")
 # The console (boot log) goes to a file; --verbose so that it holds the whole boot.
