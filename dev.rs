@@ -7,6 +7,7 @@
 use crate::{
     mem::{self, MemTable},
     ring::{self, Iov, LogEntry, Ring, RingError},
+    stats::VqStats,
     sys::{self, params, EventFdCtx, Poll, Socket, TxBatch},
     uapi::*,
     user,
@@ -51,7 +52,7 @@ pub(crate) struct Vq {
     pub(crate) heads: KVec<(u32, u32)>,
     /// Small TX packets copied and waiting for one sendmsg (TX only, with an owner).
     pub(crate) txbatch: Option<TxBatch>,
-    /// Counters since the last reset, shown in the device's fdinfo.
+    /// Counters since the last reset (stats.rs).
     pub(crate) stats: VqStats,
 }
 
@@ -61,34 +62,6 @@ pub(crate) struct Backend {
     pub(crate) zcopy: Option<ZeroCopy>,
     /// Held only to be released last.
     pub(crate) _sock: Option<Socket>,
-}
-
-/// Per-queue counters (`/proc/PID/fdinfo/FD` of the device file).
-#[derive(Clone, Copy, Default)]
-pub(crate) struct VqStats {
-    /// Packets sent (TX) or received into the guest (RX), and their bytes with headers.
-    pub(crate) packets: u64,
-    pub(crate) bytes: u64,
-    /// Packets dropped: failed sends, oversized or failed receives.
-    pub(crate) drops: u64,
-    /// Signals of the call eventfd, and of the err eventfd (malformed input).
-    pub(crate) calls: u64,
-    pub(crate) errors: u64,
-    /// Busy polls that found work before the timeout, and those that did not.
-    pub(crate) busy_hits: u64,
-    pub(crate) busy_misses: u64,
-    /// Rounds that gave way to the weight limit and were requeued.
-    pub(crate) requeues: u64,
-    /// Zero-copy TX: buffers sent as the guest's pages; of those returned to the guest,
-    /// the ones the stack used in place and the ones it copied after all; large buffers
-    /// copied by us instead (too many in flight, or too many copied recently).
-    pub(crate) zcopy: u64,
-    pub(crate) zcopy_done: u64,
-    pub(crate) zcopy_copied: u64,
-    pub(crate) zcopy_fallbacks: u64,
-    /// TX batching: sendmsg calls that carried a batch, and the packets in them.
-    pub(crate) batches: u64,
-    pub(crate) batched: u64,
 }
 
 impl Vq {

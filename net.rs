@@ -9,13 +9,16 @@ use crate::{
     guest::{UsedLog, UserMem},
     mem,
     ring::{ChainBuf, Iov, RingError},
+    stats::{DebugDir, QueueStats},
     sys::{self, Poll, Socket, TxBatch, Worker, EPOLLERR, EPOLLIN, EPOLLOUT},
     uapi::*,
     user,
     zerocopy::{ZeroCopy, GOODCOPY_LEN},
 };
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use kernel::{new_mutex, prelude::*, seq_file::SeqFile, seq_print, sync::Mutex};
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::{
+    debugfs, new_mutex, prelude::*, seq_file::SeqFile, seq_print, str::CString, sync::Mutex,
+};
 
 /// Feature bits we offer, by word of the 128-bit feature array: what the data path
 /// implements, the set vhost_net.ko offers for the same capabilities. It also offers
@@ -70,8 +73,13 @@ pub(crate) struct VhostNet {
     worker: Worker,
     /// Work waiting for the worker (`KICK`/`SOCK` bits per queue).
     pending: AtomicU32,
-    /// Guest kicks seen per queue (counted in the wakeup, outside the lock).
-    kicks: [AtomicU64; NVQS],
+    /// The queues' counters as debugfs shows them (stats.rs), in files of `debugfs`.
+    #[pin]
+    rx_stats: debugfs::File<QueueStats>,
+    #[pin]
+    tx_stats: debugfs::File<QueueStats>,
+    /// Their directory, relative to the debugfs mount.
+    debugfs: CString,
 }
 
 #[pinned_drop]
@@ -83,13 +91,32 @@ impl PinnedDrop for VhostNet {
 }
 
 impl VhostNet {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
+    /// A device whose counters go into `dir` (its files keep the directory alive).
+    pub(crate) fn new(dir: &DebugDir) -> impl PinInit<Self, Error> + '_ {
+        try_pin_init!(Self {
+            rx_stats <- dir.queue_file(c"rx"),
+            tx_stats <- dir.queue_file(c"tx"),
+            debugfs: CString::try_from(&*dir.name)?,
             dev <- new_mutex!(Dev::new(), "VhostNet::dev"),
             worker <- Worker::new(),
             pending: AtomicU32::new(0),
-            kicks: [AtomicU64::new(0), AtomicU64::new(0)],
-        })
+        }? Error)
+    }
+
+    /// A queue's counters as debugfs shows them.
+    fn stats(&self, q: usize) -> &QueueStats {
+        if q == RX {
+            &self.rx_stats
+        } else {
+            &self.tx_stats
+        }
+    }
+
+    /// Copies the queues' counters for debugfs (the caller holds the device lock).
+    fn publish_stats(&self, dev: &Dev) {
+        for (q, vq) in dev.vqs.iter().enumerate() {
+            self.stats(q).publish(vq);
+        }
     }
 
     /// `vhost_net_release()`: stops the worker and drops every file reference, before the
@@ -109,9 +136,9 @@ impl VhostNet {
 
     /// Called from a poll wakeup, in atomic context: note the work, wake the worker.
     pub(crate) fn poll_wake(&self, bit: u32) {
-        for (q, kicks) in self.kicks.iter().enumerate() {
+        for q in [RX, TX] {
             if bit == KICK << q {
-                kicks.fetch_add(1, Ordering::Relaxed);
+                self.stats(q).kick();
             }
         }
         self.pending.fetch_or(bit, Ordering::AcqRel);
@@ -141,6 +168,7 @@ impl VhostNet {
             if pending & ((KICK | SOCK) << RX) != 0 && handle_rx(&mut dev, &self.pending) {
                 again |= KICK << RX;
             }
+            self.publish_stats(&dev);
         }
         if again != 0 {
             // Requeued for fairness: run again after giving way to the scheduler.
@@ -150,36 +178,15 @@ impl VhostNet {
         true
     }
 
-    /// The device's counters, per queue, for `/proc/PID/fdinfo/FD` (vhost-net has none).
+    /// The device's counters, per queue, for `/proc/PID/fdinfo/FD` (vhost-net has none),
+    /// and where debugfs shows them.
     pub(crate) fn show_fdinfo(&self, m: &SeqFile) {
         let dev = self.dev.lock();
         for (q, vq) in dev.vqs.iter().enumerate() {
-            let st = &vq.stats;
             let name = if q == RX { "rx" } else { "tx" };
-            seq_print!(
-                m,
-                "vq{} {}: packets {} bytes {} drops {} kicks {} calls {} errors {} busy_hits {} busy_misses {} requeues {} busyloop_timeout {} zcopy {} zcopy_done {} zcopy_copied {} zcopy_fallbacks {} zcopy_inflight {} batches {} batched {}\n",
-                q,
-                name,
-                st.packets,
-                st.bytes,
-                st.drops,
-                self.kicks[q].load(Ordering::Relaxed),
-                st.calls,
-                st.errors,
-                st.busy_hits,
-                st.busy_misses,
-                st.requeues,
-                vq.busyloop_timeout,
-                st.zcopy,
-                st.zcopy_done,
-                st.zcopy_copied,
-                st.zcopy_fallbacks,
-                vq.zcopy.as_ref().map_or(0, |z| z.inflight()),
-                st.batches,
-                st.batched
-            );
+            self.stats(q).show_line(vq, m, fmt!("vq{} {}", q, name));
         }
+        seq_print!(m, "debugfs: {}\n", self.debugfs.to_str().unwrap_or("?"));
     }
 
     /// `vhost_net_set_owner()`: the owner's worker, the queues' polls and arrays.
@@ -217,6 +224,13 @@ impl VhostNet {
 
     /// `vhost_net_ioctl()`
     pub(crate) fn ioctl(&self, cmd: u32, arg: u64) -> Result<isize> {
+        let r = self.do_ioctl(cmd, arg);
+        // Resets, backend changes and timeouts show in debugfs at once.
+        self.publish_stats(&self.dev.lock());
+        r
+    }
+
+    fn do_ioctl(&self, cmd: u32, arg: u64) -> Result<isize> {
         match cmd {
             VHOST_NET_SET_BACKEND => {
                 let f = VringFile::from_bytes(&user::read(arg)?);

@@ -11,6 +11,7 @@ mod guest;
 mod mem;
 mod net;
 mod ring;
+mod stats;
 mod sys;
 mod uapi;
 mod user;
@@ -34,8 +35,10 @@ module! {
 
 #[pin_data]
 struct VhostRsModule {
+    /// Dropped first: no device can be opened while the debugfs root goes.
     #[pin]
     _miscdev: MiscDeviceRegistration<net::VhostNet>,
+    _debugfs: sys::DebugfsRoot,
 }
 
 impl kernel::InPlaceModule for VhostRsModule {
@@ -44,6 +47,7 @@ impl kernel::InPlaceModule for VhostRsModule {
             name: c"vhost-rs-net",
         };
         try_pin_init!(Self {
+            _debugfs: sys::DebugfsRoot::new(),
             _miscdev <- MiscDeviceRegistration::register(options),
         })
     }
@@ -54,7 +58,8 @@ impl MiscDevice for net::VhostNet {
     type Ptr = Arc<net::VhostNet>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
-        Arc::pin_init(net::VhostNet::new(), GFP_KERNEL)
+        let dir = stats::DebugDir::new()?;
+        Arc::pin_init(net::VhostNet::new(&dir), GFP_KERNEL)
     }
 
     fn release(device: Arc<Self>, _file: &File) {

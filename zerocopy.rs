@@ -12,9 +12,9 @@
 //! failing (falling back to copies inside the stack) take the copy path instead.
 
 use crate::{
-    dev::VqStats,
     net::VhostNet,
     ring::Iov,
+    stats::VqStats,
     sys::{Socket, Zc, ZcState},
 };
 use kernel::prelude::*;

@@ -7,6 +7,7 @@
 use crate::{net::VhostNet, ring::Iov};
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{
+    debugfs::Dir,
     error::to_result,
     fs::File,
     prelude::*,
@@ -648,4 +649,36 @@ impl Drop for TxBatch {
         // SAFETY: we own the allocation; it frees any fragment still batched.
         unsafe { vhost_rs_txbatch_free(self.raw.as_ptr()) }
     }
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised by `DebugfsRoot::new()`, from the module initialiser, before the
+    // device is registered, hence before any other use.
+    unsafe(uninit) static DEBUGFS_ROOT: Mutex<Option<Dir>> = None;
+}
+
+/// Owns `/sys/kernel/debug/vhost-rs` while the module is loaded; dropping it removes the
+/// directory once the last device's subdirectory is gone.
+pub(crate) struct DebugfsRoot(());
+
+impl DebugfsRoot {
+    /// Called once, from the module initialiser.
+    pub(crate) fn new() -> Self {
+        // SAFETY: the module initialiser runs once per load, and nothing uses the lock
+        // before it: the device is registered after this.
+        unsafe { DEBUGFS_ROOT.init() };
+        *DEBUGFS_ROOT.lock() = Some(Dir::new(c"vhost-rs"));
+        Self(())
+    }
+}
+
+impl Drop for DebugfsRoot {
+    fn drop(&mut self) {
+        *DEBUGFS_ROOT.lock() = None;
+    }
+}
+
+/// The module's debugfs directory; `None` only outside the module's lifetime.
+pub(crate) fn debugfs_root() -> Option<Dir> {
+    DEBUGFS_ROOT.lock().clone()
 }

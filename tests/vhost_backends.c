@@ -2243,6 +2243,63 @@ static long long fdinfo_counter(int vfd, const char *q, const char *name)
 	return v;
 }
 
+/* Whether @d is our device (the C one has no counters). */
+static bool dev_ours(const struct dev *d)
+{
+	return strstr(d->path, "vhost-rs") != NULL;
+}
+
+/* Our debugfs directory of device @vfd, as its fdinfo names it: 0, or -1. */
+static int debugfs_dir(int vfd, char *dir, size_t n)
+{
+	char path[64], line[512];
+	int r = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", vfd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "debugfs: ", 9))
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		snprintf(dir, n, "/sys/kernel/debug/%.200s", line + 9);
+		r = 0;
+	}
+	fclose(f);
+	return r;
+}
+
+/* Counter @name of queue @q ("rx"/"tx") from our debugfs file, or -1. */
+static long long debugfs_counter(int vfd, const char *q, const char *name)
+{
+	char dir[256], path[300], key[64];
+	long long v = -1, x;
+	FILE *f;
+
+	if (debugfs_dir(vfd, dir, sizeof(dir)))
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s", dir, q);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", key, &x) == 2)
+		if (!strcmp(key, name))
+			v = x;
+	fclose(f);
+	return v;
+}
+
+/*
+ * A counter of @d's queue @q as tests read it: ours from debugfs (vhost-net has none:
+ * -1). Callers that check counters check them on ours only, so -1 there fails them.
+ */
+static long long counter(const struct dev *d, const char *q, const char *name)
+{
+	return dev_ours(d) ? debugfs_counter(d->vfd, q, name) : -1;
+}
+
 /* The child of the signal part: owner of a device whose TX worker busy-polls for 20 s. */
 static void busy_child(const char *path, int wfd)
 {
@@ -2295,14 +2352,14 @@ static int case_busy_poll(const char *path)
 	if (dev_backend(&d, tc.t.fd) != R_PASS ||
 	    dev_txrx(&d, tc.cap, tc.snd, tc.t.ifindex, NULL, 0x610000) != R_PASS)
 		return R_FAIL;
-	hits_tx = fdinfo_counter(d.vfd, "tx", "busy_hits");
-	miss_tx = fdinfo_counter(d.vfd, "tx", "busy_misses");
-	hits_rx = fdinfo_counter(d.vfd, "rx", "busy_hits");
-	miss_rx = fdinfo_counter(d.vfd, "rx", "busy_misses");
-	pk_tx = fdinfo_counter(d.vfd, "tx", "packets");
-	pk_rx = fdinfo_counter(d.vfd, "rx", "packets");
-	if (hits_tx < 0) {
-		ktap_diag("%s: no per-queue counters in fdinfo (vhost-net has none; ours has)", d.name);
+	hits_tx = counter(&d, "tx", "busy_hits");
+	miss_tx = counter(&d, "tx", "busy_misses");
+	hits_rx = counter(&d, "rx", "busy_hits");
+	miss_rx = counter(&d, "rx", "busy_misses");
+	pk_tx = counter(&d, "tx", "packets");
+	pk_rx = counter(&d, "rx", "packets");
+	if (!dev_ours(&d)) {
+		ktap_diag("%s: no per-queue counters (vhost-net has none; ours has)", d.name);
 	} else {
 		ktap_diag("%s: 50 us polls: TX %lld hits %lld misses, RX %lld hits %lld misses; packets TX %lld RX %lld",
 			  d.name, hits_tx, miss_tx, hits_rx, miss_rx, pk_tx, pk_rx);
@@ -2533,8 +2590,8 @@ static int case_tx_batching(const char *path)
 			r = R_FAIL;
 			break;
 		}
-		b0 = fdinfo_counter(d.vfd, "tx", "batches");
-		p0 = fdinfo_counter(d.vfd, "tx", "batched");
+		b0 = counter(&d, "tx", "batches");
+		p0 = counter(&d, "tx", "batched");
 		for (i = 0; i < N; i++) {
 			mk_frame(frames[i], 60 + i * 20, 0x300000 + round * N + i, NULL);
 			if (dev_tx_add(&d, frames[i], 60 + i * 20) < 0) {
@@ -2560,10 +2617,15 @@ static int case_tx_batching(const char *path)
 			snprintf(what, sizeof(what), "%s sndbuf, frame %d", round ? "limited" : "unlimited", i);
 			r = cap_expect(tc.cap, d.name, frames[i], 60 + i * 20, what);
 		}
-		b1 = fdinfo_counter(d.vfd, "tx", "batches");
-		p1 = fdinfo_counter(d.vfd, "tx", "batched");
-		if (r != R_PASS || b0 < 0 || b1 < 0)
+		b1 = counter(&d, "tx", "batches");
+		p1 = counter(&d, "tx", "batched");
+		if (r != R_PASS || !dev_ours(&d))
 			continue;	/* vhost-net has no counters */
+		if (b0 < 0 || b1 < 0 || p0 < 0 || p1 < 0) {
+			ktap_diag("%s: TX batch counters missing from debugfs", d.name);
+			r = R_FAIL;
+			continue;
+		}
 		ktap_diag("%s: %s sndbuf: %lld frames in %lld batches", d.name,
 			  round ? "limited" : "unlimited", p1 - p0, b1 - b0);
 		if (!round && (p1 - p0 != N || b1 - b0 >= N)) {
@@ -2767,12 +2829,12 @@ static long long sysfs_counter(const char *ifname, const char *stat)
  */
 static int zc_counters(struct dev *d, long long min_zcopy, bool in_place)
 {
-	long long zc = fdinfo_counter(d->vfd, "tx", "zcopy");
-	long long done = fdinfo_counter(d->vfd, "tx", "zcopy_done");
-	long long copied = fdinfo_counter(d->vfd, "tx", "zcopy_copied");
-	long long inflight = fdinfo_counter(d->vfd, "tx", "zcopy_inflight");
+	long long zc = counter(d, "tx", "zcopy");
+	long long done = counter(d, "tx", "zcopy_done");
+	long long copied = counter(d, "tx", "zcopy_copied");
+	long long inflight = counter(d, "tx", "zcopy_inflight");
 
-	if (zc < 0) {
+	if (!dev_ours(d)) {
 		ktap_diag("%s: no zero-copy counters (vhost-net has none): not checked", d->name);
 		return R_PASS;
 	}
@@ -3130,7 +3192,7 @@ static int case_zcopy_fallbacks(const char *path)
 		goto out;
 	}
 	r = zc_expect(z.caps[0], "zv0b", frames, lens, NMAX);
-	if (r == R_PASS && fdinfo_counter(d.vfd, "tx", "zcopy_fallbacks") == 0) {
+	if (r == R_PASS && dev_ours(&d) && counter(&d, "tx", "zcopy_fallbacks") < 1) {
 		ktap_diag("%s: no copy fallback counted", d.name);
 		r = R_FAIL;
 	}
@@ -3140,6 +3202,139 @@ out:
 	zc_detach(&d);
 	dev_close(&d);
 	zc_net_close(&z);
+	return r;
+}
+
+/* The counters of each queue, as stats.rs names them. */
+static const char *const stat_names[] = {
+	"packets", "bytes", "drops", "kicks", "calls", "errors", "busy_hits", "busy_misses",
+	"requeues", "busyloop_timeout", "zcopy", "zcopy_done", "zcopy_copied", "zcopy_fallbacks",
+	"zcopy_inflight", "batches", "batched",
+};
+
+/*
+ * Whether every counter of @vfd reads the same in debugfs as in fdinfo, retried for up to
+ * a second (debugfs shows a copy made at the end of each worker round). 0, or -1 with a
+ * diagnostic naming the first counter that differs.
+ */
+static int stats_agree(int vfd, const char *name)
+{
+	static const char *const qs[] = { "rx", "tx" };
+	long long a = 0, b = 0;
+	const char *bad = NULL, *badq = NULL;
+	unsigned int i, j;
+	int t;
+
+	for (t = 0; t < 100; t++) {
+		bad = NULL;
+		for (i = 0; i < 2 && !bad; i++)
+			for (j = 0; j < sizeof(stat_names) / sizeof(stat_names[0]) && !bad; j++) {
+				a = fdinfo_counter(vfd, qs[i], stat_names[j]);
+				b = debugfs_counter(vfd, qs[i], stat_names[j]);
+				if (a < 0 || a != b)
+					bad = stat_names[j], badq = qs[i];
+			}
+		if (!bad)
+			return 0;
+		sleep_ms(10);
+	}
+	ktap_diag("%s: %s %s is %lld in fdinfo, %lld in debugfs", name, badq, bad, a, b);
+	return -1;
+}
+
+/* Waits up to a second for @path to be gone: 0, or -1. */
+static int wait_gone(const char *path)
+{
+	struct stat sb;
+	int t;
+
+	for (t = 0; t < 100; t++) {
+		if (stat(path, &sb) < 0 && errno == ENOENT)
+			return 0;
+		sleep_ms(10);
+	}
+	return -1;
+}
+
+/*
+ * Statistics in debugfs (ours; vhost-net has none, so the case is skipped there): every
+ * counter of a device's files reads as in its fdinfo, traffic moves them, RESET_OWNER
+ * zeroes them at once; two devices of one process get directories of their own, and a
+ * device's directory goes when it is closed.
+ */
+static int case_stats(const char *path)
+{
+	struct tapc tc;
+	struct dev d = { .vfd = -1 }, e = { .vfd = -1 };
+	char dir[256], dir2[256];
+	long long v;
+	int r;
+
+	if (!strstr(path, "vhost-rs"))
+		SKIP("vhost-net has no per-queue statistics (ours has them in debugfs)");
+	r = tap_dev(&tc, &d, path);
+	if (r == R_PASS)
+		r = dev_txrx(&d, tc.cap, tc.snd, tc.t.ifindex, NULL, 0x640000);
+	if (r == R_PASS)
+		r = dev_open(&e, path, 1);
+	if (r != R_PASS)
+		goto out;
+	r = R_FAIL;
+	if (debugfs_dir(d.vfd, dir, sizeof(dir)) || debugfs_dir(e.vfd, dir2, sizeof(dir2))) {
+		ktap_diag("%s: no \"debugfs:\" line in fdinfo", d.name);
+		goto out;
+	}
+	ktap_diag("%s: counters in %s (and %s for a second device)", d.name, dir, dir2);
+	if (!strcmp(dir, dir2)) {
+		ktap_diag("%s: two devices share %s", d.name, dir);
+		goto out;
+	}
+	if (stats_agree(d.vfd, d.name) || stats_agree(e.vfd, e.name))
+		goto out;
+	/* dev_txrx: a 60- and a 1514-byte frame each way, each TX with a kick. */
+	if ((v = debugfs_counter(d.vfd, "tx", "packets")) != 2 ||
+	    (v = debugfs_counter(d.vfd, "rx", "packets")) != 2) {
+		ktap_diag("%s: packets %lld, expected 2 each way", d.name, v);
+		goto out;
+	}
+	if (debugfs_counter(d.vfd, "tx", "bytes") < 60 + 1514 ||
+	    debugfs_counter(d.vfd, "rx", "bytes") < 60 + 1514 ||
+	    debugfs_counter(d.vfd, "tx", "kicks") < 1 || debugfs_counter(d.vfd, "rx", "calls") < 1 ||
+	    debugfs_counter(d.vfd, "tx", "errors") || debugfs_counter(d.vfd, "rx", "drops")) {
+		ktap_diag("%s: bytes, kicks, calls, errors or drops off", d.name);
+		goto out;
+	}
+	if (debugfs_counter(e.vfd, "tx", "packets") || debugfs_counter(e.vfd, "rx", "packets")) {
+		ktap_diag("%s: the second device counts the first one's packets", d.name);
+		goto out;
+	}
+	if (ioctl(d.vfd, VHOST_RESET_OWNER, NULL) < 0) {
+		ktap_diag("%s: RESET_OWNER: %s", d.name, strerror(errno));
+		goto out;
+	}
+	if (debugfs_counter(d.vfd, "tx", "packets") || debugfs_counter(d.vfd, "rx", "bytes")) {
+		ktap_diag("%s: counters not zero right after RESET_OWNER", d.name);
+		goto out;
+	}
+	dev_close(&d);
+	if (wait_gone(dir)) {
+		ktap_diag("%s: %s still there 1 s after close", d.name, dir);
+		goto out;
+	}
+	if (access(dir2, F_OK)) {
+		ktap_diag("%s: closing one device took the other's directory %s", d.name, dir2);
+		goto out;
+	}
+	dev_close(&e);
+	if (wait_gone(dir2)) {
+		ktap_diag("%s: %s still there 1 s after close", d.name, dir2);
+		goto out;
+	}
+	r = R_PASS;
+out:
+	dev_close(&d);
+	dev_close(&e);
+	tapc_close(&tc);
 	return r;
 }
 
@@ -3161,6 +3356,7 @@ static const struct {
 	{ "busy_poll", case_busy_poll },
 	{ "worker_faults", case_worker_faults },
 	{ "tx_batching", case_tx_batching },
+	{ "stats_debugfs", case_stats },
 	/* With experimental_zcopytx=1 on both modules: main reloads them (zcopy_reload()). */
 	{ "zcopy_clones", case_zcopy_clones },
 	{ "zcopy_in_place", case_zcopy_in_place },
@@ -3179,6 +3375,9 @@ static void case_namespaces(void)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("sysfs", "/sys", "sysfs", 0, NULL) < 0)
 		ktap_diag("note: private sysfs: %s", strerror(errno));
+	/* Our counters are in debugfs, which the new sysfs hides. */
+	else if (mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL) < 0)
+		ktap_diag("note: debugfs: %s", strerror(errno));
 	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
 	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
 }

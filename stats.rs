@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-queue counters. The worker keeps them in each queue's `VqStats`, under the device
+//! lock, with plain additions; they are shown in `/proc/PID/fdinfo/FD` of the device file
+//! (read under the lock) and in debugfs, `/sys/kernel/debug/vhost-rs/<tgid>-<n>/{rx,tx}`,
+//! one `name value` line each. Debugfs reads a copy, `QueueStats`, which the device
+//! publishes after every worker round and every ioctl: a reader never takes the device lock
+//! and so never waits behind a busy queue. vhost-net has no counters at all.
+
+use crate::{dev::Vq, sys};
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{debugfs::Dir, fmt, prelude::*, str::CString};
+
+/// Per-queue counters, since the queue's last reset (`Vq::new()`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VqStats {
+    /// Packets sent (TX) or received into the guest (RX), and their bytes with headers.
+    pub(crate) packets: u64,
+    pub(crate) bytes: u64,
+    /// Packets dropped: failed sends, oversized or failed receives.
+    pub(crate) drops: u64,
+    /// Signals of the call eventfd, and of the err eventfd (malformed input).
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    /// Busy polls that found work before the timeout, and those that did not.
+    pub(crate) busy_hits: u64,
+    pub(crate) busy_misses: u64,
+    /// Rounds that gave way to the weight limit and were requeued.
+    pub(crate) requeues: u64,
+    /// Zero-copy TX: buffers sent as the guest's pages; of those returned to the guest,
+    /// the ones the stack used in place and the ones it copied after all; large buffers
+    /// copied by us instead (too many in flight, or too many copied recently).
+    pub(crate) zcopy: u64,
+    pub(crate) zcopy_done: u64,
+    pub(crate) zcopy_copied: u64,
+    pub(crate) zcopy_fallbacks: u64,
+    /// TX batching: sendmsg calls that carried a batch, and the packets in them.
+    pub(crate) batches: u64,
+    pub(crate) batched: u64,
+}
+
+/// What fdinfo and debugfs show of a queue, in this order. `kicks` is counted in the kick
+/// wakeup, outside the device lock; `busyloop_timeout` and `zcopy_inflight` are state.
+const NAMES: [&str; NSTATS] = [
+    "packets",
+    "bytes",
+    "drops",
+    "kicks",
+    "calls",
+    "errors",
+    "busy_hits",
+    "busy_misses",
+    "requeues",
+    "busyloop_timeout",
+    "zcopy",
+    "zcopy_done",
+    "zcopy_copied",
+    "zcopy_fallbacks",
+    "zcopy_inflight",
+    "batches",
+    "batched",
+];
+const NSTATS: usize = 17;
+const KICKS: usize = 3;
+
+/// The values of `NAMES` for `vq` (`kicks` as 0: it is not kept in the queue).
+fn values(vq: &Vq) -> [u64; NSTATS] {
+    let st = &vq.stats;
+    [
+        st.packets,
+        st.bytes,
+        st.drops,
+        0,
+        st.calls,
+        st.errors,
+        st.busy_hits,
+        st.busy_misses,
+        st.requeues,
+        u64::from(vq.busyloop_timeout),
+        st.zcopy,
+        st.zcopy_done,
+        st.zcopy_copied,
+        st.zcopy_fallbacks,
+        vq.zcopy.as_ref().map_or(0, |z| z.inflight() as u64),
+        st.batches,
+        st.batched,
+    ]
+}
+
+/// A queue's counters as debugfs shows them. One writer at a time (`publish()` under the
+/// device lock, `kick()` with atomic additions); any number of readers.
+pub(crate) struct QueueStats {
+    v: [AtomicU64; NSTATS],
+}
+
+impl QueueStats {
+    pub(crate) fn new() -> Self {
+        Self {
+            v: [const { AtomicU64::new(0) }; NSTATS],
+        }
+    }
+
+    /// A guest kick, counted in the wakeup (atomic context).
+    pub(crate) fn kick(&self) {
+        self.v[KICKS].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Copies `vq`'s counters. The caller holds the device lock, so stores do not race.
+    pub(crate) fn publish(&self, vq: &Vq) {
+        for (i, v) in values(vq).into_iter().enumerate() {
+            if i != KICKS {
+                self.v[i].store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Writes `vq`'s counters (exact: the caller holds the device lock) on the line
+    /// `prefix: name value name value ...`, for fdinfo.
+    pub(crate) fn show_line(
+        &self,
+        vq: &Vq,
+        m: &kernel::seq_file::SeqFile,
+        prefix: fmt::Arguments<'_>,
+    ) {
+        let mut vals = values(vq);
+        vals[KICKS] = self.v[KICKS].load(Ordering::Relaxed);
+        kernel::seq_print!(m, "{}:", prefix);
+        for (name, v) in NAMES.iter().zip(vals) {
+            kernel::seq_print!(m, " {} {}", name, v);
+        }
+        kernel::seq_print!(m, "\n");
+    }
+
+    /// The debugfs file: `name value`, a line each.
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, v) in NAMES.iter().zip(&self.v) {
+            writeln!(f, "{} {}", name, v.load(Ordering::Relaxed))?;
+        }
+        Ok(())
+    }
+}
+
+/// Numbers the devices' debugfs directories, so that one process may open many.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A device's debugfs directory while its files are made: its name (relative to the debugfs
+/// mount) and handle. The files hold the directory afterwards.
+pub(crate) struct DebugDir {
+    pub(crate) name: CString,
+    pub(crate) dir: Dir,
+}
+
+impl DebugDir {
+    /// `vhost-rs/<tgid>-<n>` for a device opened by the current process. Without debugfs
+    /// the handle is inert and the files exist only in memory.
+    pub(crate) fn new() -> Result<Self> {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let tgid = kernel::current!().tgid();
+        let leaf = CString::try_from_fmt(fmt!("{}-{}", tgid, id))?;
+        let name = CString::try_from_fmt(fmt!("vhost-rs/{}-{}", tgid, id))?;
+        // The root exists from module init to exit; devices are opened only in between.
+        let dir = sys::debugfs_root().ok_or(ENODEV)?.subdir(&leaf);
+        Ok(Self { name, dir })
+    }
+
+    /// The read-only file `name` showing `stats`, which it owns.
+    pub(crate) fn queue_file<'a>(
+        &'a self,
+        name: &'a CStr,
+    ) -> impl PinInit<kernel::debugfs::File<QueueStats>> + 'a {
+        self.dir
+            .read_callback_file(name, QueueStats::new(), &QueueStats::show)
+    }
+}
