@@ -276,6 +276,23 @@ def qemu_evidence(pid, dev):
     return ev
 
 
+def progress(pid, dev):
+    """For a guest that takes long: its QEMU's CPU time and, over our device, the queues'
+    packets, kicks and calls, which say whether the guest, the device or neither moves."""
+    cpu = cpu_ticks(pid)
+    out = f"; QEMU CPU {(cpu or 0) / os.sysconf('SC_CLK_TCK'):.0f} s"
+    fdinfo = qemu_evidence(pid, dev).get("fdinfo") or ""
+    for line in fdinfo.splitlines():
+        if not line.startswith("vq"):
+            continue
+        q, kv = line.split(":", 1)
+        f = kv.split()
+        c = dict(zip(f[::2], f[1::2]))
+        out += (f"; {q.split()[1]} packets {c.get('packets')} kicks {c.get('kicks')} "
+                f"calls {c.get('calls')} drops {c.get('drops')}")
+    return out
+
+
 def cpu_ticks(tid):
     """utime + stime of a task, in clock ticks (None once it is gone)."""
     try:
@@ -513,7 +530,7 @@ def run_once(a, payload, attempt, kill=False):
                 deadline = float("inf")
             elif now - last_note >= 30:
                 stage = "booting" if "boot_s" not in res else "running"
-                log(f"{name}: ... still {stage} ({now - t_start:.0f} s)")
+                log(f"{name}: ... still {stage} ({now - t_start:.0f} s){progress(p.pid, a.dev)}")
                 last_note = now
             continue
         if line is None:
