@@ -8,7 +8,7 @@ use crate::{
     mem::{self, MemTable},
     ring::{self, Iov, LogEntry, Ring, RingError},
     stats::VqStats,
-    sys::{self, params, EventFdCtx, Poll, Socket, TxBatch},
+    sys::{self, params, EventFdCtx, Poll, RxQueue, Socket, TxBatch},
     uapi::*,
     user,
     zerocopy::ZeroCopy,
@@ -36,6 +36,9 @@ pub(crate) struct Vq {
     pub(crate) call: Option<EventFdCtx>,
     pub(crate) err: Option<EventFdCtx>,
     pub(crate) busyloop_timeout: u32,
+    /// RX packets batched from the backend's ring (RX only, with an owner); declared before
+    /// `backend`: they go back to its ring when it is dropped.
+    pub(crate) rxq: Option<RxQueue>,
     /// Zero-copy TX state of the backend (TX with `experimental_zcopytx` on a tun/tap or
     /// macvtap queue); declared before `backend`: it waits for the buffers in flight.
     pub(crate) zcopy: Option<ZeroCopy>,
@@ -80,6 +83,7 @@ impl Vq {
             call: None,
             err: None,
             busyloop_timeout: 0,
+            rxq: None,
             zcopy: None,
             backend: None,
             vhost_hlen: 0,
@@ -98,8 +102,11 @@ impl Vq {
         iov.resize(ring::MAX_IOV, Iov::default(), GFP_KERNEL)?;
         let mut log = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
         log.resize(ring::MAX_IOV, LogEntry::default(), GFP_KERNEL)?;
-        let mut heads = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
-        heads.resize(ring::MAX_IOV, (0, 0), GFP_KERNEL)?;
+        // RX gathers up to 64 packets' heads and then a packet of up to MAX_IOV more, as
+        // vhost-net's UIO_MAXIOV + VHOST_NET_BATCH.
+        let n = ring::MAX_IOV + 65;
+        let mut heads = KVec::with_capacity(n, GFP_KERNEL)?;
+        heads.resize(n, (0, 0), GFP_KERNEL)?;
         self.iov = iov;
         self.log = log;
         self.heads = heads;
@@ -112,6 +119,10 @@ impl Vq {
         self.log = KVec::new();
         self.heads = KVec::new();
         self.txbatch = None;
+        if let Some(q) = self.rxq.as_mut() {
+            q.attach(None);
+        }
+        self.rxq = None;
     }
 
     /// Takes on negotiated features: ring behaviour and header lengths.
@@ -125,9 +136,29 @@ impl Vq {
 
     /// Takes the backend out, to be dropped after unlocking.
     pub(crate) fn take_backend(&mut self) -> Backend {
+        if let Some(q) = self.rxq.as_mut() {
+            q.attach(None);
+        }
         Backend {
             zcopy: self.zcopy.take(),
             _sock: self.backend.take(),
+        }
+    }
+
+    /// The length of the next packet on the RX backend, or 0 (`peek_head_len()`). Counts
+    /// the refills of the RX batch and the packets they take.
+    pub(crate) fn rx_peek_len(&mut self) -> usize {
+        match (self.rxq.as_mut(), self.backend.as_ref()) {
+            (Some(q), Some(s)) => {
+                let (len, taken) = q.peek_len(s);
+                if taken > 0 {
+                    self.stats.batches += 1;
+                    self.stats.batched += taken as u64;
+                }
+                len
+            }
+            (None, Some(s)) => s.peek_len(),
+            _ => 0,
         }
     }
 

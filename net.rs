@@ -10,7 +10,7 @@ use crate::{
     mem,
     ring::{ChainBuf, Iov, RingError},
     stats::{DebugDir, QueueStats},
-    sys::{self, Poll, Socket, TxBatch, Worker, EPOLLERR, EPOLLIN, EPOLLOUT},
+    sys::{self, Poll, RxQueue, Socket, TxBatch, Worker, EPOLLERR, EPOLLIN, EPOLLOUT},
     uapi::*,
     user,
     zerocopy::{ZeroCopy, GOODCOPY_LEN},
@@ -199,6 +199,8 @@ impl VhostNet {
                 vq.alloc_iovecs()?;
                 if i == TX {
                     vq.txbatch = Some(TxBatch::new()?);
+                } else {
+                    vq.rxq = Some(RxQueue::new()?);
                 }
                 let sock_mask = if i == TX { EPOLLOUT } else { EPOLLIN };
                 // SAFETY: the polls are stored in `self.dev`, so `self` outlives them.
@@ -358,12 +360,19 @@ impl VhostNet {
                 poll.stop();
             }
             let old_sock = core::mem::replace(&mut vq.backend, sock);
+            // RX batches from the new socket's ring; what it took from the old one goes back.
+            if let Some(q) = vq.rxq.as_mut() {
+                q.attach(vq.backend.as_ref());
+            }
             if let Err(e) = vq
                 .init_access(log_ctx.as_ref())
                 .and_then(|()| enable_vq(vq))
             {
                 // Put the old backend back; the new socket is released on return.
                 let _new = core::mem::replace(&mut vq.backend, old_sock);
+                if let Some(q) = vq.rxq.as_mut() {
+                    q.attach(vq.backend.as_ref());
+                }
                 let _ = enable_vq(vq);
                 return Err(e);
             }
@@ -832,7 +841,7 @@ fn busy_poll(
             intr = true;
             break;
         }
-        let rx_data = rvq.backend.as_ref().is_some_and(|s| s.peek_len() > 0);
+        let rx_data = rvq.rx_peek_len() > 0;
         // A ring that cannot be read counts as not empty: its handler reports the error.
         if (rx_data && rvq.ring.has_avail(&rmem).unwrap_or(true))
             || (tvq.backend.is_some() && tvq.ring.has_avail(&tmem).unwrap_or(true))
@@ -855,7 +864,7 @@ fn busy_poll(
     if !paired {
         return intr;
     }
-    let rx_data = rvq.backend.as_ref().is_some_and(|s| s.peek_len() > 0);
+    let rx_data = rvq.rx_peek_len() > 0;
     let (pvq, pmem) = if poll_rx {
         (&mut *tvq, &tmem)
     } else {
@@ -878,8 +887,9 @@ fn busy_poll(
 }
 
 /// `handle_rx()`: receives each waiting packet into as many guest buffers as it needs
-/// (one without `VIRTIO_NET_F_MRG_RXBUF`). Returns true if the queue gave way to its
-/// weight and must run again.
+/// (one without `VIRTIO_NET_F_MRG_RXBUF`), taking packets from a tun/tap or macvtap ring
+/// 64 at a time and publishing used buffers (and signalling) once more than 64 are done,
+/// as vhost-net. Returns true if the queue gave way to its weight and must run again.
 fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
     let Dev {
         umem, vqs, log_ctx, ..
@@ -898,7 +908,7 @@ fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
     if let Some(poll) = vq.sock_poll.as_mut() {
         poll.stop();
     }
-    let (mut total, mut pkts) = (0usize, 0usize);
+    let (mut total, mut pkts, mut done) = (0usize, 0usize, 0usize);
     let mut requeue = false;
     let mut drained = false;
     let mut busyloop_intr = false;
@@ -910,12 +920,14 @@ fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             break;
         }
         pkts += 1;
-        let peek = |vq: &Vq| vq.backend.as_ref().map_or(0, |s| s.peek_len());
-        let mut sock_len = peek(vq);
+        let mut sock_len = vq.rx_peek_len();
         if sock_len == 0 && vq.busyloop_timeout != 0 {
-            // vhost_net_rx_peek_head_len(): watch the socket (and the TX ring) a while.
+            // vhost_net_rx_peek_head_len(): publish what is done, then watch the socket
+            // (and the TX ring) a while.
+            flush_used(vq, &mem, done);
+            done = 0;
             busyloop_intr = busy_poll(vq, tvq, umem, log_ctx, pending, true);
-            sock_len = peek(vq);
+            sock_len = vq.rx_peek_len();
         }
         if sock_len == 0 {
             // Drained: the socket wakes us again, unless other work cut the poll short
@@ -926,8 +938,8 @@ fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
         }
         let sock_len = sock_len + vq.sock_hlen;
         let vhost_len = sock_len + vq.vhost_hlen;
-        let quota = if mergeable { vq.heads.len() } else { 1 };
-        let got = match get_rx_bufs(vq, &mem, vhost_len as u64, quota, logging) {
+        let quota = if mergeable { crate::ring::MAX_IOV } else { 1 };
+        let got = match get_rx_bufs(vq, &mem, vhost_len as u64, done, quota, logging) {
             Ok(g) => g,
             Err(e) => {
                 vq.error("RX: bad descriptor chain", e);
@@ -950,7 +962,7 @@ fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             }
             break;
         };
-        let Some(sock) = vq.backend.as_ref() else {
+        let (Some(sock), Some(rxq)) = (vq.backend.as_ref(), vq.rxq.as_mut()) else {
             break;
         };
         if heads == 0 {
@@ -958,7 +970,7 @@ fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             // does, with a 1-byte MSG_TRUNC receive into the first buffer just given back
             // (tun ignores an empty receive, leaving the packet queued). get_rx_bufs took
             // at least one chain, so `iov[0]` is one of its non-empty segments.
-            let _ = sock.recvmsg(&vq.iov[..1], 1);
+            let _ = rxq.recvmsg(sock, &vq.iov[..1], 1);
             vq.stats.drops += 1;
             continue;
         }
@@ -971,7 +983,7 @@ fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             vq.ring.discard(heads as u16);
             break;
         };
-        match sock.recvmsg(&vq.iov[first..segs], sock_len) {
+        match rxq.recvmsg(sock, &vq.iov[first..segs], sock_len) {
             Ok(n) if n == sock_len => {}
             _ => {
                 // Truncated or failed: discard the packet and give the buffers back.
@@ -984,11 +996,16 @@ fn handle_rx(dev: &mut Dev, pending: &AtomicU32) -> bool {
             vq.error("RX: writing the virtio-net header", e);
             break;
         }
-        flush_used(vq, &mem, heads);
+        done += heads;
+        if done > BATCH {
+            flush_used(vq, &mem, done);
+            done = 0;
+        }
         vq.stats.packets += 1;
         vq.stats.bytes += vhost_len as u64;
         total += vhost_len;
     }
+    flush_used(vq, &mem, done);
     if drained {
         if let (Some(poll), Some(sock)) = (vq.sock_poll.as_mut(), vq.backend.as_ref()) {
             let _ = poll.start(sock.file());
@@ -1004,13 +1021,15 @@ struct RxBufs {
     log_num: usize,
 }
 
-/// `get_rx_bufs()`: takes chains until they hold `len` bytes, at most `quota` of them.
+/// `get_rx_bufs()`: takes chains until they hold `len` bytes, at most `quota` of them, and
+/// records them in `vq.heads` from index `at` (after the packets not yet published).
 /// `Ok(None)` when the guest has not made enough available (all are given back);
 /// `heads == 0` when the packet can never fit (vhost-net drops it).
 fn get_rx_bufs(
     vq: &mut Vq,
     mem: &UserMem<'_>,
     len: u64,
+    at: usize,
     quota: usize,
     logging: bool,
 ) -> Result<Option<RxBufs>, RingError> {
@@ -1046,7 +1065,7 @@ fn get_rx_bufs(
             .map(|s| s.len)
             .sum();
         let used = size.min(datalen);
-        vq.heads[heads] = (u32::from(chain.head), used as u32);
+        vq.heads[at + heads] = (u32::from(chain.head), used as u32);
         datalen -= used;
         segs += chain.in_num;
         log_num += chain.log_num;

@@ -34,7 +34,8 @@ pub(crate) struct VqStats {
     pub(crate) zcopy_done: u64,
     pub(crate) zcopy_copied: u64,
     pub(crate) zcopy_fallbacks: u64,
-    /// TX batching: sendmsg calls that carried a batch, and the packets in them.
+    /// Batching: on TX, sendmsg calls that carried a batch and the packets in them; on RX,
+    /// refills of the batch from the socket's ring and the packets they took.
     pub(crate) batches: u64,
     pub(crate) batched: u64,
 }

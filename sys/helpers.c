@@ -19,6 +19,7 @@
 #include <linux/skbuff.h>
 #include <linux/vmalloc.h>
 #include <linux/wait.h>
+#include <linux/skb_array.h>
 #include <linux/virtio_net.h>
 #include <linux/page_frag_cache.h>
 #include <net/xdp.h>
@@ -699,4 +700,103 @@ int vhost_rs_txbatch_flush(struct vhost_rs_txbatch *b, struct socket *sock)
 	}
 	b->n = 0;
 	return err < 0 ? err : 0;
+}
+
+/*
+ * RX batching from tun/tap and macvtap (struct vhost_net_buf): up to VHOST_RS_RX_BATCH
+ * packets taken from the socket's ptr_ring under one lock; each is then received with its
+ * pointer in msg_control, so that the socket does not touch its ring again. Packets still
+ * batched go back to the ring (in order) when the backend changes or goes.
+ */
+#define VHOST_RS_RX_BATCH 64
+
+struct vhost_rs_rxq {
+	struct ptr_ring *ring;
+	struct file *file;
+	int head, tail;
+	void *queue[VHOST_RS_RX_BATCH];
+};
+
+struct vhost_rs_rxq *vhost_rs_rxq_alloc(void)
+{
+	return kzalloc(sizeof(struct vhost_rs_rxq), GFP_KERNEL_ACCOUNT);
+}
+
+/* vhost_net_buf_unproduce(): what is batched goes back to the front of the ring. */
+static void vhost_rs_rxq_unproduce(struct vhost_rs_rxq *q)
+{
+	if (q->ring && q->tail != q->head)
+		ptr_ring_unconsume(q->ring, q->queue + q->head, q->tail - q->head, tun_ptr_free);
+	q->head = q->tail = 0;
+}
+
+/*
+ * Batches from @sock's ring from now on (NULL, or a socket without one: not at all). Call
+ * before the socket the queue batched from may be released.
+ */
+void vhost_rs_rxq_attach(struct vhost_rs_rxq *q, struct socket *sock)
+{
+	struct ptr_ring *ring = NULL;
+
+	vhost_rs_rxq_unproduce(q);
+	if (sock && sock->file) {
+		ring = tun_get_tx_ring(sock->file);
+		if (IS_ERR(ring))
+			ring = tap_get_ptr_ring(sock->file);
+		if (IS_ERR(ring))
+			ring = NULL;
+	}
+	q->ring = ring;
+	q->file = ring ? sock->file : NULL;
+}
+
+void vhost_rs_rxq_free(struct vhost_rs_rxq *q)
+{
+	vhost_rs_rxq_unproduce(q);
+	kfree(q);
+}
+
+/* Whether the queue batches (its socket has a ring). */
+bool vhost_rs_rxq_active(struct vhost_rs_rxq *q) { return q->ring; }
+
+/*
+ * vhost_net_buf_peek(): the length of the next packet, refilling the batch; 0 if none.
+ * *@taken: how many packets a refill took from the ring (0 without one).
+ */
+int vhost_rs_rxq_peek_len(struct vhost_rs_rxq *q, int *taken)
+{
+	void *ptr;
+
+	*taken = 0;
+	if (q->tail == q->head) {
+		q->head = 0;
+		spin_lock(&q->ring->consumer_lock);
+		q->tail = __ptr_ring_consume_batched(q->ring, q->queue, VHOST_RS_RX_BATCH);
+		if (q->tail)
+			tun_wake_queue(q->file, q->tail);
+		spin_unlock(&q->ring->consumer_lock);
+		*taken = q->tail;
+		if (!q->tail)
+			return 0;
+	}
+	ptr = q->queue[q->head];
+	if (tun_is_xdp_frame(ptr))
+		return tun_ptr_to_xdp(ptr)->len;
+	return __skb_array_len_with_tag(ptr);
+}
+
+/*
+ * Receives the batch's next packet (after a peek said there is one) into the owner's
+ * memory, as vhost_rs_sock_recvmsg(); the socket frees it on an error.
+ */
+int vhost_rs_rxq_recvmsg(struct vhost_rs_rxq *q, struct socket *sock, const struct iovec *iov,
+			 unsigned long nr, size_t len)
+{
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_TRUNC };
+
+	if (WARN_ON_ONCE(q->tail == q->head))
+		return -EAGAIN;
+	msg.msg_control = q->queue[q->head++];
+	iov_iter_init(&msg.msg_iter, ITER_DEST, iov, nr, len);
+	return sock->ops->recvmsg(sock, &msg, len, MSG_DONTWAIT | MSG_TRUNC);
 }

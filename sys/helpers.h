@@ -88,4 +88,14 @@ int vhost_rs_txbatch_add(struct vhost_rs_txbatch *b, struct socket *sock, const 
 			 unsigned long nr, size_t len, unsigned int sock_hlen);
 int vhost_rs_txbatch_flush(struct vhost_rs_txbatch *b, struct socket *sock);
 
+/* RX batching from tun/tap and macvtap (helpers.c). */
+struct vhost_rs_rxq;
+struct vhost_rs_rxq *vhost_rs_rxq_alloc(void);
+void vhost_rs_rxq_free(struct vhost_rs_rxq *q);
+void vhost_rs_rxq_attach(struct vhost_rs_rxq *q, struct socket *sock);
+bool vhost_rs_rxq_active(struct vhost_rs_rxq *q);
+int vhost_rs_rxq_peek_len(struct vhost_rs_rxq *q, int *taken);
+int vhost_rs_rxq_recvmsg(struct vhost_rs_rxq *q, struct socket *sock, const struct iovec *iov,
+			 unsigned long nr, size_t len);
+
 #endif

@@ -32,6 +32,12 @@ pub(crate) struct RawWorker {
     _p: [u8; 0],
 }
 
+/// Opaque `struct vhost_rs_rxq`.
+#[repr(C)]
+pub(crate) struct RawRxq {
+    _p: [u8; 0],
+}
+
 /// Opaque `struct vhost_rs_txbatch`.
 #[repr(C)]
 pub(crate) struct RawTxBatch {
@@ -86,6 +92,18 @@ extern "C" {
     fn vhost_rs_sock_recvmsg(sock: *mut RawSocket, iov: *const Iov, nr: usize, len: usize) -> i32;
     fn vhost_rs_sock_peek_len(sock: *mut RawSocket) -> i32;
     fn vhost_rs_sock_zcopy(sock: *mut RawSocket) -> bool;
+    fn vhost_rs_rxq_alloc() -> *mut RawRxq;
+    fn vhost_rs_rxq_free(q: *mut RawRxq);
+    fn vhost_rs_rxq_attach(q: *mut RawRxq, sock: *mut RawSocket);
+    fn vhost_rs_rxq_active(q: *mut RawRxq) -> bool;
+    fn vhost_rs_rxq_peek_len(q: *mut RawRxq, taken: *mut i32) -> i32;
+    fn vhost_rs_rxq_recvmsg(
+        q: *mut RawRxq,
+        sock: *mut RawSocket,
+        iov: *const Iov,
+        nr: usize,
+        len: usize,
+    ) -> i32;
     fn vhost_rs_txbatch_alloc() -> *mut RawTxBatch;
     fn vhost_rs_txbatch_free(b: *mut RawTxBatch);
     fn vhost_rs_sock_can_batch(sock: *mut RawSocket) -> bool;
@@ -449,14 +467,6 @@ impl Socket {
         usize::try_from(r).map_err(|_| Error::from_errno(r))
     }
 
-    /// Receives the next packet into the owner memory described by `iov`, without
-    /// blocking. Returns the packet's full length (it may exceed `len`: truncated).
-    pub(crate) fn recvmsg(&self, iov: &[Iov], len: usize) -> Result<usize> {
-        // SAFETY: as for `sendmsg`.
-        let r = unsafe { vhost_rs_sock_recvmsg(self.0.as_ptr(), iov.as_ptr(), iov.len(), len) };
-        usize::try_from(r).map_err(|_| Error::from_errno(r))
-    }
-
     /// The length of the next packet waiting, or 0.
     pub(crate) fn peek_len(&self) -> usize {
         // SAFETY: `self.0` is valid while we hold its file reference.
@@ -681,4 +691,79 @@ impl Drop for DebugfsRoot {
 /// The module's debugfs directory; `None` only outside the module's lifetime.
 pub(crate) fn debugfs_root() -> Option<Dir> {
     DEBUGFS_ROOT.lock().clone()
+}
+
+/// RX packets taken from a tun/tap or macvtap socket's ring 64 at a time (`struct
+/// vhost_net_buf`). Attached to the RX backend; whatever is still batched goes back to the
+/// socket's ring when it is detached or dropped.
+pub(crate) struct RxQueue(NonNull<RawRxq>);
+
+// SAFETY: only used through `&mut self`, under the device mutex.
+unsafe impl Send for RxQueue {}
+// SAFETY: `&RxQueue` gives no access.
+unsafe impl Sync for RxQueue {}
+
+impl RxQueue {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: allocation only.
+        NonNull::new(unsafe { vhost_rs_rxq_alloc() })
+            .map(Self)
+            .ok_or(ENOMEM)
+    }
+
+    /// Batches from `sock`'s ring from now on, if it has one (`None`: from nothing). What
+    /// was batched from the previous socket goes back to its ring first, so the caller
+    /// calls this while that socket is still held.
+    pub(crate) fn attach(&mut self, sock: Option<&Socket>) {
+        let raw = sock.map_or(core::ptr::null_mut(), |s| s.0.as_ptr());
+        // SAFETY: `self.0` is valid; `raw` is null or a live socket, the one the queue
+        // batches from until the next attach.
+        unsafe { vhost_rs_rxq_attach(self.0.as_ptr(), raw) }
+    }
+
+    /// The length of the next packet of `sock` (the socket attached), or 0; and how many
+    /// packets a refill of the batch took from the socket's ring just now (or 0).
+    pub(crate) fn peek_len(&mut self, sock: &Socket) -> (usize, usize) {
+        let mut taken = 0i32;
+        // SAFETY: `self.0` is valid; an attached ring belongs to a socket we hold; `taken`
+        // is a local the call writes.
+        let r = unsafe {
+            if vhost_rs_rxq_active(self.0.as_ptr()) {
+                vhost_rs_rxq_peek_len(self.0.as_ptr(), &mut taken)
+            } else {
+                vhost_rs_sock_peek_len(sock.0.as_ptr())
+            }
+        };
+        (
+            usize::try_from(r).unwrap_or(0),
+            usize::try_from(taken).unwrap_or(0),
+        )
+    }
+
+    /// Receives the packet `peek_len` announced into the owner memory `iov`, as
+    /// `Socket::recvmsg` (which it is without a ring).
+    pub(crate) fn recvmsg(&mut self, sock: &Socket, iov: &[Iov], len: usize) -> Result<usize> {
+        // SAFETY: as `Socket::recvmsg`; the batch holds the packet `peek_len` saw.
+        let r = unsafe {
+            if vhost_rs_rxq_active(self.0.as_ptr()) {
+                vhost_rs_rxq_recvmsg(
+                    self.0.as_ptr(),
+                    sock.0.as_ptr(),
+                    iov.as_ptr(),
+                    iov.len(),
+                    len,
+                )
+            } else {
+                vhost_rs_sock_recvmsg(sock.0.as_ptr(), iov.as_ptr(), iov.len(), len)
+            }
+        };
+        usize::try_from(r).map_err(|_| Error::from_errno(r))
+    }
+}
+
+impl Drop for RxQueue {
+    fn drop(&mut self) {
+        // SAFETY: we own the allocation; the owner detached it before its socket went.
+        unsafe { vhost_rs_rxq_free(self.0.as_ptr()) }
+    }
 }
