@@ -7,7 +7,7 @@
 #   make              build vhost-rs.ko against $(KDIR) (default: the test kernel)
 #   make check        every test: host unit tests, then the VM tests against both devices
 #   make bench        the benchmark: ours against vhost_net.ko, as ratios
-#   make check-qemu   QEMU variants against both devices (slow; not yet in CI)
+#   make check-qemu   QEMU variants against both devices (slow; CI runs it after check)
 #   make fuzz         both fuzzers for FUZZ_SECONDS (1800) each: in the VM, then ring.rs on the host
 #   make fuzz-host    libFuzzer on ring.rs on the host for FUZZ_SECONDS (600); no VM
 #   make demo         a real QEMU guest networking through /dev/vhost-rs-net (nested, in the VM)

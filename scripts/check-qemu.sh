@@ -22,6 +22,22 @@ prepare_nested
 export VHOST_RS_VM_TIMEOUT=${VHOST_RS_VM_TIMEOUT:-5400}
 step "booting the test VM (L1, TCG + nested SVM); one L2 guest per variant and device follows"
 rc=0
-"$here/vm.sh" tests/qemu/variants.sh || rc=$?
+out=$(mktemp)
+"$here/vm.sh" tests/qemu/variants.sh | tee "$out" || rc=$?
+# The last line, as make check's: `N passed, M failed` (`, K skipped`), from the KTAP totals;
+# a VM that printed none counts as one failure.
+totals=$(grep -E '^# Totals: ' "$out" | tail -1)
+rm -f "$out"
 step "make check-qemu: done in $(($(date +%s) - t0)) s, status $rc"
-exit $rc
+if [ -z "$totals" ]; then
+	echo "check-qemu: FAILED: the VM printed no KTAP totals (exit $rc)"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+n() { sed -n "s/.* $1:\([0-9]*\).*/\1/p" <<<"$totals"; }
+pass=$(n pass) fail=$(n fail) skip=$(n skip)
+[ "$rc" = 0 ] || [ "$fail" != 0 ] || fail=1
+line="$pass passed, $fail failed"
+[ "$skip" = 0 ] || line+=", $skip skipped"
+echo "$line"
+[ "$fail" = 0 ] && [ "$rc" = 0 ]
