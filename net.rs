@@ -9,7 +9,7 @@ use crate::{
     guest::{UsedLog, UserMem},
     mem,
     ring::{ChainBuf, Iov, RingError},
-    stats::{DebugDir, QueueStats},
+    stats::{self, DebugDir, QueueStats},
     sys::{self, Poll, RxQueue, Socket, TxBatch, Worker, EPOLLERR, EPOLLIN, EPOLLOUT},
     uapi::*,
     user,
@@ -92,11 +92,12 @@ impl PinnedDrop for VhostNet {
 
 impl VhostNet {
     /// A device whose counters go into `dir` (its files keep the directory alive).
-    pub(crate) fn new(dir: &DebugDir) -> impl PinInit<Self, Error> + '_ {
+    pub(crate) fn new(dir: DebugDir) -> impl PinInit<Self, Error> {
+        let DebugDir { name, dir } = dir;
         try_pin_init!(Self {
-            rx_stats <- dir.queue_file(c"rx"),
-            tx_stats <- dir.queue_file(c"tx"),
-            debugfs: CString::try_from(&*dir.name)?,
+            rx_stats <- stats::queue_file(&dir, c"rx"),
+            tx_stats <- stats::queue_file(&dir, c"tx"),
+            debugfs: name,
             dev <- new_mutex!(Dev::new(), "VhostNet::dev"),
             worker <- Worker::new(),
             pending: AtomicU32::new(0),

@@ -144,8 +144,8 @@ impl QueueStats {
 /// Numbers the devices' debugfs directories, so that one process may open many.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// A device's debugfs directory while its files are made: its name (relative to the debugfs
-/// mount) and handle. The files hold the directory afterwards.
+/// A device's debugfs directory: its name (relative to the debugfs mount), which the device
+/// keeps, and its handle, which only the device's files keep (`queue_file()`).
 pub(crate) struct DebugDir {
     pub(crate) name: CString,
     pub(crate) dir: Dir,
@@ -163,13 +163,12 @@ impl DebugDir {
         let dir = sys::debugfs_root().ok_or(ENODEV)?.subdir(&leaf);
         Ok(Self { name, dir })
     }
+}
 
-    /// The read-only file `name` showing `stats`, which it owns.
-    pub(crate) fn queue_file<'a>(
-        &'a self,
-        name: &'a CStr,
-    ) -> impl PinInit<kernel::debugfs::File<QueueStats>> + 'a {
-        self.dir
-            .read_callback_file(name, QueueStats::new(), &QueueStats::show)
-    }
+/// The read-only file `name` in `dir`, showing the queue counters it owns.
+pub(crate) fn queue_file<'a>(
+    dir: &'a Dir,
+    name: &'a CStr,
+) -> impl PinInit<kernel::debugfs::File<QueueStats>> + 'a {
+    dir.read_callback_file(name, QueueStats::new(), &QueueStats::show)
 }

@@ -58,8 +58,7 @@ impl MiscDevice for net::VhostNet {
     type Ptr = Arc<net::VhostNet>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
-        let dir = stats::DebugDir::new()?;
-        Arc::pin_init(net::VhostNet::new(&dir), GFP_KERNEL)
+        Arc::pin_init(net::VhostNet::new(stats::DebugDir::new()?), GFP_KERNEL)
     }
 
     fn release(device: Arc<Self>, _file: &File) {
