@@ -800,10 +800,11 @@ fn tx_get_desc(vq: &mut Vq, mem: &UserMem<'_>) -> Result<Option<crate::ring::Cha
 
 /// `vhost_net_busy_poll()`: the handler of `poll_rx ? RX : TX` ran out of work; for up to
 /// that queue's busy-loop timeout (about microseconds) it spins, watching the TX ring and
-/// the RX socket with the RX ring, while the paired queue takes no kicks. It gives way to a
-/// reschedule, a signal and other pending work (then returns true: the caller requeues);
-/// afterwards the paired queue runs if it has work, else takes kicks again. Counts a hit
-/// (work appeared) or a miss on the polling queue.
+/// the RX socket with the RX ring, while the paired queue takes no kicks. It stops at a
+/// reschedule or a signal (then the caller sleeps until the next kick, as vhost-net's
+/// worker does) and gives way to other pending work (then returns true: the caller
+/// requeues); afterwards the paired queue runs if it has work, else takes kicks again.
+/// Counts a hit (work appeared) or a miss on the polling queue.
 fn busy_poll(
     rvq: &mut Vq,
     tvq: &mut Vq,
