@@ -222,7 +222,7 @@ impl Vq {
             return Ok(());
         }
         let flags_addr = self.ring.used.wrapping_add(ring::USED_FLAGS_OFFSET);
-        user::write(flags_addr, &self.ring.used_flags.to_le_bytes())?;
+        user::write_u16(flags_addr, self.ring.used_flags)?;
         if self.log_used {
             // As vhost_update_used_flags(): a failed log write is not the caller's error.
             let _ = mem::log_write(
@@ -239,8 +239,7 @@ impl Vq {
         if !sys::access_ok(idx_addr, 2) {
             return Err(EFAULT);
         }
-        let idx: [u8; 2] = user::read(idx_addr)?;
-        self.ring.last_used_idx = u16::from_le_bytes(idx);
+        self.ring.last_used_idx = user::read_u16(idx_addr)?;
         Ok(())
     }
 }

@@ -36,6 +36,14 @@ impl GuestMemory for UserMem<'_> {
         user::write(uaddr, buf).map_err(|_| RingError::Fault)
     }
 
+    fn read_u16(&self, uaddr: u64) -> Result<u16, RingError> {
+        user::read_u16(uaddr).map_err(|_| RingError::Fault)
+    }
+
+    fn write_u16(&self, uaddr: u64, v: u16) -> Result<(), RingError> {
+        user::write_u16(uaddr, v).map_err(|_| RingError::Fault)
+    }
+
     fn lookup(&self, gpa: u64, last: u64) -> Option<(u64, u64, u64)> {
         self.table.lookup(gpa, last)
     }

@@ -107,6 +107,17 @@ pub(crate) trait GuestMemory {
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), RingError>;
     /// Writes `buf` at owner address `uaddr`.
     fn write(&self, uaddr: u64, buf: &[u8]) -> Result<(), RingError>;
+    /// Reads the little-endian 16-bit ring field at `uaddr` in one load (the other side may
+    /// be changing it: a byte-wise copy could return half the old and half the new value).
+    fn read_u16(&self, uaddr: u64) -> Result<u16, RingError> {
+        let mut b = [0u8; 2];
+        self.read(uaddr, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+    /// Writes the little-endian 16-bit ring field at `uaddr` in one store.
+    fn write_u16(&self, uaddr: u64, v: u16) -> Result<(), RingError> {
+        self.write(uaddr, &v.to_le_bytes())
+    }
     /// The first mapping (lowest start) overlapping guest physical `[gpa, last]`, as
     /// `(start, size, uaddr)`.
     fn lookup(&self, gpa: u64, last: u64) -> Option<(u64, u64, u64)>;
@@ -152,13 +163,11 @@ pub(crate) struct ChainBuf<'a> {
 }
 
 fn read_u16<M: GuestMemory + ?Sized>(mem: &M, addr: u64) -> Result<u16, RingError> {
-    let mut b = [0u8; 2];
-    mem.read(addr, &mut b)?;
-    Ok(u16::from_le_bytes(b))
+    mem.read_u16(addr)
 }
 
 fn write_u16<M: GuestMemory + ?Sized>(mem: &M, addr: u64, v: u16) -> Result<(), RingError> {
-    mem.write(addr, &v.to_le_bytes())
+    mem.write_u16(addr, v)
 }
 
 /// A descriptor, decoded from its little-endian bytes.

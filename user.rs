@@ -30,3 +30,14 @@ pub(crate) fn read_into(addr: u64, out: &mut [u8]) -> Result {
 pub(crate) fn write(addr: u64, data: &[u8]) -> Result {
     slice(addr, data.len())?.writer().write_slice(data)
 }
+
+/// Reads the little-endian 16-bit value at `addr` in one load: the rings' indexes and flags,
+/// which the other side may be changing (a copy of two bytes could see half of each).
+pub(crate) fn read_u16(addr: u64) -> Result<u16> {
+    crate::sys::get_user_u16(addr).map(u16::from_le)
+}
+
+/// Writes the little-endian 16-bit value `val` at `addr` in one store.
+pub(crate) fn write_u16(addr: u64, val: u16) -> Result {
+    crate::sys::put_user_u16(addr, val.to_le())
+}

@@ -165,6 +165,23 @@ u64 vhost_rs_clear_user(u64 addr, u64 len)
 }
 
 /* set_bit_to_user() in drivers/vhost/vhost.c: an atomic set of one dirty-log bit. */
+/*
+ * The ring's 16-bit fields (avail and used indexes, flags, event indexes) change under the
+ * other side's feet: one aligned load or store each, as vhost.c's __get_user/__put_user,
+ * never copy_{from,to}_user, which may move a byte at a time (x86's copy of fewer than 8
+ * bytes does), so that an index read as the guest moves it from 0x12ff to 0x1300 can come
+ * out as 0x13ff, 256 entries it never made available.
+ */
+int vhost_rs_get_user_u16(u64 addr, u16 *out)
+{
+	return get_user(*out, (u16 __user *)(unsigned long)addr) ? -EFAULT : 0;
+}
+
+int vhost_rs_put_user_u16(u64 addr, u16 val)
+{
+	return put_user(val, (u16 __user *)(unsigned long)addr) ? -EFAULT : 0;
+}
+
 int vhost_rs_set_bit_to_user(int nr, u64 addr)
 {
 	unsigned long log = (unsigned long)addr;

@@ -35,6 +35,8 @@ void vhost_rs_cond_resched(void);
 void vhost_rs_set_running(void);
 u64 vhost_rs_busy_clock(void);
 bool vhost_rs_can_busy_poll(u64 endtime);
+int vhost_rs_get_user_u16(u64 addr, u16 *out);
+int vhost_rs_put_user_u16(u64 addr, u16 val);
 void vhost_rs_cpu_relax(void);
 
 /* A wait-queue entry on a file's poll queue (struct vhost_poll in vhost.c). */

@@ -72,6 +72,8 @@ extern "C" {
     fn vhost_rs_access_ok(addr: u64, size: u64) -> bool;
     fn vhost_rs_clear_user(addr: u64, len: u64) -> u64;
     fn vhost_rs_set_bit_to_user(nr: i32, addr: u64) -> i32;
+    fn vhost_rs_get_user_u16(addr: u64, out: *mut u16) -> i32;
+    fn vhost_rs_put_user_u16(addr: u64, val: u16) -> i32;
     fn vhost_rs_cond_resched();
     fn vhost_rs_set_running();
     fn vhost_rs_busy_clock() -> u64;
@@ -273,6 +275,21 @@ pub(crate) fn clear_user(addr: u64, len: u64) -> u64 {
 pub(crate) fn set_bit_to_user(nr: i32, addr: u64) -> Result {
     // SAFETY: pins the user page itself; a bad address gives an error, not a fault.
     to_result(unsafe { vhost_rs_set_bit_to_user(nr, addr) })
+}
+
+/// `get_user()` of a 16-bit value in the CPU's byte order: one load, never torn by a
+/// concurrent store (unlike a copy of two bytes).
+pub(crate) fn get_user_u16(addr: u64) -> Result<u16> {
+    let mut v = 0u16;
+    // SAFETY: `v` is a valid out-pointer; `get_user` checks the address and handles faults.
+    to_result(unsafe { vhost_rs_get_user_u16(addr, &mut v) })?;
+    Ok(v)
+}
+
+/// `put_user()` of a 16-bit value in the CPU's byte order: one store.
+pub(crate) fn put_user_u16(addr: u64, val: u16) -> Result {
+    // SAFETY: `put_user` checks the address and handles faults.
+    to_result(unsafe { vhost_rs_put_user_u16(addr, val) })
 }
 
 /// Gives way to the scheduler in long loops driven by user input.

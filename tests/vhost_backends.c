@@ -1742,6 +1742,74 @@ out:
 	return r;
 }
 
+/*
+ * The rings' 16-bit indexes are read and written whole (vhost.c's __get_user/__put_user):
+ * TX frames posted 8 at a time (each a 16-bit store of the avail index, often while the
+ * device reads it) and, between the bursts, the used index read in a tight loop while the
+ * device stores it. A used index that moves back, or past what was posted, is a torn
+ * access: the device's store of it seen half done, or its read of the avail index half
+ * old, half new (it then uses entries never posted, which dev_tx_reclaim() catches). 8 s;
+ * each 256 frames are a crossing of a 256 boundary in both indexes, where a torn access
+ * is off by 256.
+ */
+static int case_ring_index_atomic(const char *path)
+{
+	static uint8_t f[SLOT];
+	struct tapc tc;
+	struct dev d;
+	uint16_t seen, v, posted;
+	long long end, t, reads = 0;
+	int r, n, k, sent = 0, used = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.vfd = -1;
+	tc.t.fd = tc.cap = tc.snd = -1;
+	r = tap_dev(&tc, &d, path);
+	if (r != R_PASS)
+		goto out;
+	seen = vr_used_idx(&d.tx);
+	end = now_ms() + 8000;
+	while (now_ms() < end) {
+		for (k = 0; k < 8 && d.tx.nfree > 1; k++) {
+			mk_frame(f, 60, sent, NULL);
+			if (dev_tx_add(&d, f, 60) < 0)
+				break;
+			sent++;
+		}
+		vr_kick(&d.tx);
+		posted = d.tx.avail_idx;
+		for (t = now_ms(), k = 0;; k++) {
+			v = vr_used_idx(&d.tx);
+			reads++;
+			if ((uint16_t)(v - seen) > (uint16_t)(posted - seen)) {
+				ktap_diag("%s: the used index went from %u to %u with %u posted: a torn 16-bit access",
+					  d.name, seen, v, posted);
+				r = R_FAIL;
+				goto out;
+			}
+			seen = v;
+			if (v == posted || (!(k & 255) && now_ms() - t > 1000))
+				break;
+		}
+		n = dev_tx_reclaim(&d);
+		if (n < 0) {
+			r = R_FAIL;
+			goto out;
+		}
+		used += n;
+	}
+	ktap_diag("%s: %d TX frames posted, %d used in order (%d crossings of a 256 boundary), %lld reads of the used index",
+		  d.name, sent, used, used / 256, reads);
+	if (used < 1024) {
+		ktap_diag("%s: fewer than 1024 frames in 8 s: too few crossings to tell", d.name);
+		r = R_FAIL;
+	}
+out:
+	dev_close(&d);
+	tapc_close(&tc);
+	return r;
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 /* ---- allocation failures, injected --------------------------------------------------------- */
@@ -3445,6 +3513,7 @@ static const struct {
 	{ "owner_sigkilled", case_owner_killed },
 	{ "owner_exits_fd_shared", case_owner_exits },
 	{ "tap_deleted", case_tap_deleted },
+	{ "ring_index_atomic", case_ring_index_atomic },
 	{ "alloc_faults", case_alloc_faults },
 	{ "ioctl_races", case_ioctl_races },
 	{ "busy_poll", case_busy_poll },
