@@ -162,14 +162,6 @@ pub(crate) struct ChainBuf<'a> {
     pub(crate) log: Option<&'a mut [LogEntry]>,
 }
 
-fn read_u16<M: GuestMemory + ?Sized>(mem: &M, addr: u64) -> Result<u16, RingError> {
-    mem.read_u16(addr)
-}
-
-fn write_u16<M: GuestMemory + ?Sized>(mem: &M, addr: u64, v: u16) -> Result<(), RingError> {
-    mem.write_u16(addr, v)
-}
-
 /// A descriptor, decoded from its little-endian bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Desc {
@@ -287,7 +279,7 @@ impl Ring {
         &mut self,
         mem: &M,
     ) -> Result<bool, RingError> {
-        let idx = read_u16(mem, self.avail.wrapping_add(AVAIL_IDX_OFFSET))?;
+        let idx = mem.read_u16(self.avail.wrapping_add(AVAIL_IDX_OFFSET))?;
         if u32::from(idx.wrapping_sub(self.last_avail_idx)) > self.num {
             return Err(RingError::AvailIdx {
                 from: self.last_avail_idx,
@@ -315,7 +307,7 @@ impl Ring {
         }
         let slot = u64::from(self.last_avail_idx) % u64::from(self.num);
         let head_addr = self.avail.wrapping_add(AVAIL_RING_OFFSET + 2 * slot);
-        let head = read_u16(mem, head_addr)?;
+        let head = mem.read_u16(head_addr)?;
         if u32::from(head) >= self.num {
             return Err(RingError::IndexOutOfRange {
                 idx: head.into(),
@@ -386,7 +378,7 @@ impl Ring {
         }
         // Make the elements visible before the index that covers them.
         mem.wmb();
-        write_u16(mem, self.used.wrapping_add(USED_IDX_OFFSET), idx)?;
+        mem.write_u16(self.used.wrapping_add(USED_IDX_OFFSET), idx)?;
         mem.log_used(USED_IDX_OFFSET, 2);
         let old = self.last_used_idx;
         self.last_used_idx = idx;
@@ -409,7 +401,7 @@ impl Ring {
             return true;
         }
         if !self.event_idx {
-            let flags = read_u16(mem, self.avail.wrapping_add(AVAIL_FLAGS_OFFSET));
+            let flags = mem.read_u16(self.avail.wrapping_add(AVAIL_FLAGS_OFFSET));
             return match flags {
                 Ok(f) => f & VRING_AVAIL_F_NO_INTERRUPT == 0,
                 Err(_) => true,
@@ -423,7 +415,7 @@ impl Ring {
         if !valid {
             return true;
         }
-        match read_u16(mem, self.used_event_addr()) {
+        match mem.read_u16(self.used_event_addr()) {
             Ok(event) => need_event(event, new, old),
             Err(_) => true,
         }
@@ -434,11 +426,7 @@ impl Ring {
         &self,
         mem: &M,
     ) -> Result<(), RingError> {
-        write_u16(
-            mem,
-            self.used.wrapping_add(USED_FLAGS_OFFSET),
-            self.used_flags,
-        )?;
+        mem.write_u16(self.used.wrapping_add(USED_FLAGS_OFFSET), self.used_flags)?;
         mem.log_used(USED_FLAGS_OFFSET, 2);
         Ok(())
     }
@@ -446,7 +434,7 @@ impl Ring {
     /// `vhost_update_avail_event()`: asks for a kick once the guest passes our avail index.
     fn update_avail_event<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<(), RingError> {
         let off = self.avail_event_offset();
-        write_u16(mem, self.used.wrapping_add(off), self.avail_idx)?;
+        mem.write_u16(self.used.wrapping_add(off), self.avail_idx)?;
         mem.log_used(off, 2);
         Ok(())
     }

@@ -164,7 +164,6 @@ u64 vhost_rs_clear_user(u64 addr, u64 len)
 	return clear_user((void __user *)(unsigned long)addr, (unsigned long)len);
 }
 
-/* set_bit_to_user() in drivers/vhost/vhost.c: an atomic set of one dirty-log bit. */
 /*
  * The ring's 16-bit fields (avail and used indexes, flags, event indexes) change under the
  * other side's feet: one aligned load or store each, as vhost.c's __get_user/__put_user,
@@ -182,6 +181,7 @@ int vhost_rs_put_user_u16(u64 addr, u16 val)
 	return put_user(val, (u16 __user *)(unsigned long)addr) ? -EFAULT : 0;
 }
 
+/* set_bit_to_user() in drivers/vhost/vhost.c: an atomic set of one dirty-log bit. */
 int vhost_rs_set_bit_to_user(int nr, u64 addr)
 {
 	unsigned long log = (unsigned long)addr;
