@@ -31,6 +31,15 @@ main() {
 		finish
 		return 1
 	fi
+	# Every command the scripts and virtme-ng run, found from a bare PATH (issue 13); one case.
+	out=$(env -i HOME="$HOME" VHOST_RS_CACHE="$VHOST_RS_CACHE" bash "$here/tools.sh")
+	local trc=$?
+	printf '%s\n' "$out"
+	if [ "$trc" = 0 ] && grep -q '^ok 1 ' <<<"$out"; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+	fi
 	if ! "$here/kernel.sh"; then
 		stage_failed "the test kernel did not build (scripts/kernel.sh)"
 		finish

@@ -46,8 +46,13 @@ if ! "$venv/bin/vng" --version 2>/dev/null | grep -q "$VIRTME_NG_VERSION"; then
 	python3 -m venv "$venv" >/dev/null
 	"$venv/bin/pip" install -q --disable-pip-version-check "virtme-ng==$VIRTME_NG_VERSION" >/dev/null
 fi
-# vng must be reachable from make and CI whatever their PATH.
-for t in vng virtme-configkernel virtme-run; do
+# Every program virtme-ng installs must be reachable from make and CI whatever their PATH:
+# vng runs virtme-run, virtme-configkernel and, the first time a kernel build directory is
+# booted, virtme-prep-kdir-mods, all through PATH (issue 13). The list comes from the
+# package's own RECORD, so a new helper in a new version is linked too; scripts/tools.sh
+# (the first case of make check) checks the result from a bare PATH.
+record=$(ls "$venv"/lib/python3*/site-packages/virtme_ng-*.dist-info/RECORD | head -1)
+for t in $(sed -n 's|^\.\./\.\./\.\./bin/\([^,]*\),.*|\1|p' "$record"); do
 	[ "$(readlink "/usr/local/bin/$t" 2>/dev/null)" = "$venv/bin/$t" ] || ln -sf "$venv/bin/$t" "/usr/local/bin/$t"
 done
 
