@@ -1,70 +1,87 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The generic vhost device: owner, memory table, dirty log and the vring ioctls, with the
-//! semantics and errno values of `drivers/vhost/vhost.c` (Linux 7.3). The functions are named
-//! after their C counterparts so that a reviewer can lay the two side by side.
+//! The generic vhost device, as `drivers/vhost/vhost.c` (Linux 7.3): the owner, the memory
+//! table, the dirty log, the virtqueues with their kick polls, the vring ioctls, and the
+//! worker with its pending work. It knows no socket and no net feature: a device type (the
+//! net device, net.rs) wraps each [`Vq`] in a queue of its own ([`DevQueue`]), says when
+//! that queue is active (`vq->private_data` in C), and runs the work the polls note.
+//! Functions are named after their C counterparts, errno values are theirs.
 
 use crate::{
+    guest::{UsedLog, UserMem},
     mem::{self, MemTable},
-    ring::{self, Iov, LogEntry, Ring, RingError},
-    stats::VqStats,
-    sys::{self, params, EventFdCtx, Poll, RxQueue, Socket, TxBatch},
+    ring::{self, Chain, ChainBuf, Iov, LogEntry, Ring, RingError},
+    sys::{self, params, EventFdCtx, Poll, PollWake, Worker, WorkerOps, EPOLLIN},
     uapi::*,
     user,
-    zerocopy::ZeroCopy,
 };
-use kernel::{fs::File, mm::MmWithUser, prelude::*, sync::aref::ARef};
+use kernel::{
+    fs::File,
+    mm::MmWithUser,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        atomic::{Acquire, Atomic, Full, Release},
+    },
+};
 
-/// vhost-net has two virtqueues: RX (0) and TX (1).
-pub(crate) const NVQS: usize = 2;
-
-/// One virtqueue (`struct vhost_virtqueue`).
-pub(crate) struct Vq {
-    /// The ring: addresses, indices, notification state.
-    pub(crate) ring: Ring,
-    /// Dirty logging of used-ring writes at guest physical `log_addr`.
-    pub(crate) log_used: bool,
-    pub(crate) log_addr: u64,
-    pub(crate) log_base: u64,
-    pub(crate) acked_features: Features,
-    pub(crate) acked_backend_features: u64,
-    /// Polls the kick eventfd and the backend socket; declared before the files they poll,
-    /// so that they are stopped before those are released.
-    pub(crate) kick_poll: Option<Poll>,
-    pub(crate) sock_poll: Option<Poll>,
-    pub(crate) kick: Option<ARef<File>>,
-    pub(crate) call: Option<EventFdCtx>,
-    pub(crate) err: Option<EventFdCtx>,
-    pub(crate) busyloop_timeout: u32,
-    /// RX packets batched from the backend's ring (RX only, with an owner); declared before
-    /// `backend`: they go back to its ring when it is dropped.
-    pub(crate) rxq: Option<RxQueue>,
-    /// Zero-copy TX state of the backend (TX with `experimental_zcopytx` on a tun/tap or
-    /// macvtap queue); declared before `backend`: it waits for the buffers in flight.
-    pub(crate) zcopy: Option<ZeroCopy>,
-    /// The backend socket (`private_data` in C); `Some` makes the queue active.
-    pub(crate) backend: Option<Socket>,
-    /// Virtio-net header lengths added by vhost and expected from the socket (net.c).
-    pub(crate) vhost_hlen: usize,
-    pub(crate) sock_hlen: usize,
-    /// Translated segments of the chains being processed (`vq->iov`, `UIO_MAXIOV`).
-    pub(crate) iov: KVec<Iov>,
-    /// Writable descriptors of those chains, for the dirty log (`vq->log`).
-    pub(crate) log: KVec<LogEntry>,
-    /// Used elements waiting to be published (`vq->heads`).
-    pub(crate) heads: KVec<(u32, u32)>,
-    /// Small TX packets copied and waiting for one sendmsg (TX only, with an owner).
-    pub(crate) txbatch: Option<TxBatch>,
-    /// Counters since the last reset (stats.rs).
-    pub(crate) stats: VqStats,
+/// The pending-work bit of queue `i`'s kick; a device type uses the bits above
+/// `KICK_BITS` for its own work.
+pub(crate) const fn kick_bit(i: usize) -> u32 {
+    1 << i
 }
 
-/// A backend taken out of its queue. Dropping it first waits for its zero-copy buffers in
-/// flight, then releases the socket (the order of `vhost_net_flush()` and `sockfd_put()`).
-pub(crate) struct Backend {
-    pub(crate) zcopy: Option<ZeroCopy>,
-    /// Held only to be released last.
-    pub(crate) _sock: Option<Socket>,
+/// Bits `kick_bit()` may use: at most this many queues.
+pub(crate) const KICK_BITS: usize = 2;
+
+/// Counters every queue keeps, whatever the device: signals of the call eventfd, and of the
+/// err eventfd (malformed input).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VqCounters {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+}
+
+/// One virtqueue (`struct vhost_virtqueue` without `private_data`, which the device type's
+/// queue holds beside it).
+pub(crate) struct Vq {
+    /// The ring: addresses, indices, notification state.
+    ring: Ring,
+    /// Dirty logging of used-ring writes at guest physical `log_addr`.
+    log_used: bool,
+    log_addr: u64,
+    log_base: u64,
+    acked_features: Features,
+    acked_backend_features: u64,
+    /// Polls the kick eventfd; declared before the file it polls, so that it is stopped
+    /// before that is released.
+    kick_poll: Option<Poll>,
+    kick: Option<ARef<File>>,
+    call: Option<EventFdCtx>,
+    err: Option<EventFdCtx>,
+    busyloop_timeout: u32,
+    /// Translated segments of the chains being processed (`vq->iov`, `UIO_MAXIOV`).
+    iov: KVec<Iov>,
+    /// Writable descriptors of those chains, for the dirty log (`vq->log`).
+    log: KVec<LogEntry>,
+    /// Used elements waiting to be published (`vq->heads`).
+    heads: KVec<(u32, u32)>,
+    counters: VqCounters,
+}
+
+/// The guest memory of a device, for the rounds of its queues: the memory table and the
+/// eventfd that tells the VMM about dirty-log writes. Each queue adds its own used-ring log
+/// ([`Vq::mem`]).
+#[derive(Clone, Copy)]
+pub(crate) struct GuestView<'a> {
+    umem: Option<&'a MemTable>,
+    log_ctx: Option<&'a EventFdCtx>,
+}
+
+impl Default for Vq {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Vq {
@@ -78,102 +95,201 @@ impl Vq {
             acked_features: [0; FEATURES_U64S],
             acked_backend_features: 0,
             kick_poll: None,
-            sock_poll: None,
             kick: None,
             call: None,
             err: None,
             busyloop_timeout: 0,
-            rxq: None,
-            zcopy: None,
-            backend: None,
-            vhost_hlen: 0,
-            sock_hlen: 0,
             iov: KVec::new(),
             log: KVec::new(),
             heads: KVec::new(),
-            txbatch: None,
-            stats: VqStats::default(),
+            counters: VqCounters::default(),
         }
     }
 
-    /// `vhost_dev_alloc_iovecs()`: the per-queue arrays, allocated once an owner exists.
-    pub(crate) fn alloc_iovecs(&mut self) -> Result {
+    /// `vhost_dev_alloc_iovecs()` and the kick poll of `vhost_dev_init()`: what a queue
+    /// needs once an owner exists. `heads` holds `heads` used elements.
+    ///
+    /// # Safety
+    ///
+    /// `target` outlives the poll (as [`Poll::new`]).
+    unsafe fn set_owner<T: PollWake>(&mut self, target: &T, bit: u32, heads: usize) -> Result {
         let mut iov = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
         iov.resize(ring::MAX_IOV, Iov::default(), GFP_KERNEL)?;
         let mut log = KVec::with_capacity(ring::MAX_IOV, GFP_KERNEL)?;
         log.resize(ring::MAX_IOV, LogEntry::default(), GFP_KERNEL)?;
-        // RX gathers up to 64 packets' heads and then a packet of up to MAX_IOV more, as
-        // vhost-net's UIO_MAXIOV + VHOST_NET_BATCH.
-        let n = ring::MAX_IOV + 65;
-        let mut heads = KVec::with_capacity(n, GFP_KERNEL)?;
-        heads.resize(n, (0, 0), GFP_KERNEL)?;
+        let mut h = KVec::with_capacity(heads, GFP_KERNEL)?;
+        h.resize(heads, (0, 0), GFP_KERNEL)?;
+        // SAFETY: the caller's contract.
+        self.kick_poll = Some(unsafe { Poll::new(target, EPOLLIN, bit) }?);
         self.iov = iov;
         self.log = log;
-        self.heads = heads;
+        self.heads = h;
         Ok(())
     }
 
-    /// `vhost_dev_free_iovecs()`
-    pub(crate) fn free_iovecs(&mut self) {
+    /// `vhost_dev_free_iovecs()`, and the kick poll stopped: undoes `set_owner`.
+    fn drop_owner(&mut self) {
+        self.kick_poll = None;
         self.iov = KVec::new();
         self.log = KVec::new();
         self.heads = KVec::new();
-        self.txbatch = None;
-        if let Some(q) = self.rxq.as_mut() {
-            q.attach(None);
-        }
-        self.rxq = None;
     }
 
-    /// Takes on negotiated features: ring behaviour and header lengths.
-    pub(crate) fn set_features(&mut self, features: Features, vhost_hlen: usize, sock_hlen: usize) {
+    /// Takes on negotiated features: the ring's notification behaviour.
+    pub(crate) fn set_features(&mut self, features: Features) {
         self.acked_features = features;
         self.ring.event_idx = has_feature(&features, VIRTIO_RING_F_EVENT_IDX);
         self.ring.notify_on_empty = has_feature(&features, VIRTIO_F_NOTIFY_ON_EMPTY);
-        self.vhost_hlen = vhost_hlen;
-        self.sock_hlen = sock_hlen;
     }
 
-    /// Takes the backend out, to be dropped after unlocking.
-    pub(crate) fn take_backend(&mut self) -> Backend {
-        if let Some(q) = self.rxq.as_mut() {
-            q.attach(None);
-        }
-        Backend {
-            zcopy: self.zcopy.take(),
-            _sock: self.backend.take(),
-        }
+    pub(crate) fn set_backend_features(&mut self, features: u64) {
+        self.acked_backend_features = features;
     }
 
-    /// The length of the next packet on the RX backend, or 0 (`peek_head_len()`). Counts
-    /// the refills of the RX batch and the packets they take.
-    pub(crate) fn rx_peek_len(&mut self) -> usize {
-        match (self.rxq.as_mut(), self.backend.as_ref()) {
-            (Some(q), Some(s)) => {
-                let (len, taken) = q.peek_len(s);
-                if taken > 0 {
-                    self.stats.batches += 1;
-                    self.stats.batched += taken as u64;
-                }
-                len
-            }
-            (None, Some(s)) => s.peek_len(),
-            _ => 0,
-        }
+    pub(crate) fn has_feature(&self, bit: u32) -> bool {
+        has_feature(&self.acked_features, bit)
+    }
+
+    pub(crate) fn busyloop_timeout(&self) -> u32 {
+        self.busyloop_timeout
+    }
+
+    pub(crate) fn counters(&self) -> &VqCounters {
+        &self.counters
+    }
+
+    /// Entries in the ring (`vq->num`).
+    pub(crate) fn num(&self) -> u32 {
+        self.ring.num
+    }
+
+    /// The segments the last chains were translated into.
+    pub(crate) fn iov(&self) -> &[Iov] {
+        &self.iov
+    }
+
+    pub(crate) fn iov_mut(&mut self) -> &mut [Iov] {
+        &mut self.iov
+    }
+
+    /// Used elements waiting to be published by [`Vq::add_used_and_signal_n`].
+    pub(crate) fn heads_mut(&mut self) -> &mut [(u32, u32)] {
+        &mut self.heads
+    }
+
+    /// The memory a round on this queue works in: the device's, with this queue's used-ring
+    /// log. `None` before the first `SET_MEM_TABLE`.
+    pub(crate) fn mem<'a>(&self, view: GuestView<'a>) -> Option<UserMem<'a>> {
+        Some(UserMem {
+            table: view.umem?,
+            used_log: self.log_used.then_some(UsedLog {
+                base: self.log_base,
+                addr: self.log_addr,
+                ctx: view.log_ctx,
+            }),
+        })
     }
 
     /// `vq_err()`: a guest error on this queue. Logged at debug level only, as vhost does
     /// (a guest must not be able to flood the log), and signalled on the err eventfd.
     pub(crate) fn error(&mut self, what: &str, e: RingError) {
         pr_debug!("vhost-rs: {}: {:?}\n", what, e);
-        self.stats.errors += 1;
+        self.counters.errors += 1;
         if let Some(err) = &self.err {
             err.signal();
         }
     }
 
-    pub(crate) fn has_feature(&self, bit: u32) -> bool {
-        has_feature(&self.acked_features, bit)
+    /// `vhost_get_vq_desc()`: the next available chain, its segments into `iov[iov_at..]`
+    /// and, with `log_at`, its writable descriptors into `log[log_at..]` for the dirty log.
+    pub(crate) fn get_desc(
+        &mut self,
+        mem: &UserMem<'_>,
+        iov_at: usize,
+        log_at: Option<usize>,
+    ) -> Result<Option<Chain>, RingError> {
+        let iov = self.iov.get_mut(iov_at..).ok_or(RingError::Fault)?;
+        let log = match log_at {
+            Some(at) => Some(self.log.get_mut(at..).ok_or(RingError::Fault)?),
+            None => None,
+        };
+        self.ring.get_desc(mem, &mut ChainBuf { iov, log })
+    }
+
+    /// `vhost_discard_vq_desc()`: gives back the last `n` chains taken.
+    pub(crate) fn discard(&mut self, n: u16) {
+        self.ring.discard(n);
+    }
+
+    /// Whether the guest has buffers we have not taken (`!vhost_vq_avail_empty()`).
+    pub(crate) fn has_avail(&mut self, mem: &UserMem<'_>) -> Result<bool, RingError> {
+        self.ring.has_avail(mem)
+    }
+
+    /// `vhost_disable_notify()`: no kicks while we process; a failure is the queue's error.
+    pub(crate) fn disable_notify(&mut self, mem: &UserMem<'_>) {
+        if let Err(e) = self.ring.disable_notify(mem) {
+            self.error("disabling notification", e);
+        }
+    }
+
+    /// `vhost_enable_notify()`: kicks again. True if the guest made buffers available
+    /// meanwhile; a failure is the queue's error.
+    pub(crate) fn enable_notify(&mut self, mem: &UserMem<'_>) -> bool {
+        match self.ring.enable_notify(mem) {
+            Ok(more) => more,
+            Err(e) => {
+                self.error("enabling notification", e);
+                false
+            }
+        }
+    }
+
+    /// Out of buffers: kicks again; if the guest made buffers available meanwhile, kicks
+    /// off again and true, so that the caller processes them instead of sleeping (the
+    /// `vhost_enable_notify()` / `vhost_disable_notify()` pair of net.c's handlers).
+    pub(crate) fn rearm(&mut self, mem: &UserMem<'_>) -> bool {
+        if !self.enable_notify(mem) {
+            return false;
+        }
+        let _ = self.ring.disable_notify(mem);
+        true
+    }
+
+    /// `vhost_add_used_and_signal_n()`: publishes the first `n` of `heads` and signals the
+    /// guest if it wants it.
+    pub(crate) fn add_used_and_signal_n(&mut self, mem: &UserMem<'_>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let Some(heads) = self.heads.get(..n) else {
+            return;
+        };
+        if let Err(e) = self.ring.add_used_n(mem, heads) {
+            self.error("used ring write failed", e);
+            return;
+        }
+        if self.ring.notify(mem) {
+            if let Some(call) = &self.call {
+                call.signal();
+                self.counters.calls += 1;
+            }
+        }
+    }
+
+    /// `vhost_log_write()`: marks dirty the pages of the first `len` bytes written through
+    /// the first `log_num` writable descriptors recorded by `get_desc`.
+    pub(crate) fn log_write(&self, log_num: usize, len: u64) {
+        let mut left = len;
+        for e in self.log.iter().take(log_num) {
+            if left == 0 {
+                break;
+            }
+            let l = e.len.min(left);
+            // As vhost.c: a failed log write does not fail the packet.
+            let _ = mem::log_write(self.log_base, e.gpa, l);
+            left -= l;
+        }
     }
 
     fn event_idx(&self) -> bool {
@@ -205,7 +321,7 @@ impl Vq {
     }
 
     /// `vhost_vq_access_ok()`: can this queue be started?
-    pub(crate) fn access_ok(&self, umem: Option<&MemTable>) -> bool {
+    fn access_ok(&self, umem: Option<&MemTable>) -> bool {
         self.log_access_ok(umem, self.log_base)
             && self.rings_access_ok(
                 self.ring.num,
@@ -215,25 +331,12 @@ impl Vq {
             )
     }
 
-    /// `vhost_vq_init_access()`: publishes our used flags and reads the used index the
-    /// guest's ring holds, when a backend is attached.
-    pub(crate) fn init_access(&mut self, log_ctx: Option<&EventFdCtx>) -> Result {
-        if self.backend.is_none() {
-            return Ok(());
-        }
-        let flags_addr = self.ring.used.wrapping_add(ring::USED_FLAGS_OFFSET);
-        user::write_u16(flags_addr, self.ring.used_flags)?;
-        if self.log_used {
-            // As vhost_update_used_flags(): a failed log write is not the caller's error.
-            let _ = mem::log_write(
-                self.log_base,
-                self.log_addr.wrapping_add(ring::USED_FLAGS_OFFSET),
-                2,
-            );
-            if let Some(ctx) = log_ctx {
-                ctx.signal();
-            }
-        }
+    /// `vhost_vq_init_access()`, for a queue that has just become active: publishes our
+    /// used flags (`vhost_update_used_flags()`) and reads the used index the guest's ring
+    /// holds.
+    pub(crate) fn init_access(&mut self, view: GuestView<'_>) -> Result {
+        let mem = self.mem(view).ok_or(EFAULT)?;
+        self.ring.update_used_flags(&mem).map_err(|_| EFAULT)?;
         self.ring.signalled_used_valid = false;
         let idx_addr = self.ring.used.wrapping_add(ring::USED_IDX_OFFSET);
         if !sys::access_ok(idx_addr, 2) {
@@ -244,16 +347,27 @@ impl Vq {
     }
 }
 
-/// The device (`struct vhost_dev`), behind the open file's mutex.
-pub(crate) struct Dev {
+/// A device type's queue: a [`Vq`] and what the device keeps beside it.
+pub(crate) trait DevQueue {
+    /// The state of a queue after open and after `RESET_OWNER`.
+    fn new() -> Self;
+    fn vq(&self) -> &Vq;
+    fn vq_mut(&mut self) -> &mut Vq;
+    /// Whether a backend is attached (`vq->private_data` in C): the rings are then in use,
+    /// and may not be moved or resized.
+    fn active(&self) -> bool;
+}
+
+/// The device (`struct vhost_dev`) with `N` queues of type `Q`, behind the open file's mutex.
+pub(crate) struct Dev<Q, const N: usize> {
     /// The owner's address space (`dev->mm`), held with `mmget` as vhost does.
-    pub(crate) owner: Option<ARef<MmWithUser>>,
+    owner: Option<ARef<MmWithUser>>,
     /// `VHOST_FORK_OWNER_TASK` (true) or `_KTHREAD` (false).
-    pub(crate) fork_owner: bool,
+    fork_owner: bool,
     /// `None` until the first `SET_MEM_TABLE`; `RESET_OWNER` leaves an empty table.
-    pub(crate) umem: Option<MemTable>,
-    pub(crate) log_ctx: Option<EventFdCtx>,
-    pub(crate) vqs: [Vq; NVQS],
+    umem: Option<MemTable>,
+    log_ctx: Option<EventFdCtx>,
+    vqs: [Q; N],
 }
 
 /// The calling task's address space, if it has one.
@@ -261,19 +375,42 @@ fn current_mm() -> Option<*mut kernel::bindings::mm_struct> {
     kernel::current!().mm().map(|mm| mm.as_raw())
 }
 
-impl Dev {
+impl<Q: DevQueue, const N: usize> Dev<Q, N> {
     pub(crate) fn new() -> Self {
         Self {
             owner: None,
             fork_owner: params::fork_from_owner_default(),
             umem: None,
             log_ctx: None,
-            vqs: [Vq::new(), Vq::new()],
+            vqs: core::array::from_fn(|_| Q::new()),
         }
+    }
+
+    pub(crate) fn vqs(&self) -> &[Q; N] {
+        &self.vqs
+    }
+
+    pub(crate) fn vqs_mut(&mut self) -> &mut [Q; N] {
+        &mut self.vqs
+    }
+
+    /// The guest memory and the queues, borrowed apart for a round of work.
+    pub(crate) fn parts(&mut self) -> (GuestView<'_>, &mut [Q; N]) {
+        (
+            GuestView {
+                umem: self.umem.as_ref(),
+                log_ctx: self.log_ctx.as_ref(),
+            },
+            &mut self.vqs,
+        )
     }
 
     pub(crate) fn has_owner(&self) -> bool {
         self.owner.is_some()
+    }
+
+    pub(crate) fn fork_owner(&self) -> bool {
+        self.fork_owner
     }
 
     /// `vhost_dev_check_owner()`: the caller shares the owner's address space.
@@ -284,22 +421,44 @@ impl Dev {
         }
     }
 
-    /// `vhost_dev_set_owner()`
-    pub(crate) fn set_owner(&mut self) -> Result {
+    /// `vhost_dev_set_owner()` without the worker (the device starts it): the caller's
+    /// address space becomes the owner's, and each queue gets its arrays (`heads` used
+    /// elements) and its kick poll, which wakes `target` with `kick_bit(i)`. All or nothing.
+    ///
+    /// # Safety
+    ///
+    /// `target` outlives the polls: they are kept in this device, which `target` owns.
+    pub(crate) unsafe fn set_owner<T: PollWake>(&mut self, target: &T, heads: usize) -> Result {
         if self.has_owner() {
             return Err(EBUSY);
         }
         let task = kernel::current!();
         let mm = task.mm().ok_or(EINVAL)?;
+        for (i, q) in self.vqs.iter_mut().enumerate() {
+            // SAFETY: the caller's contract.
+            if let Err(e) = unsafe { q.vq_mut().set_owner(target, kick_bit(i), heads) } {
+                self.drop_owner();
+                return Err(e);
+            }
+        }
         self.owner = Some(ARef::from(mm));
         Ok(())
     }
 
-    /// `vhost_dev_cleanup()`: forgets everything the owner set up; the caller has taken the
-    /// backends out first, to drop them after unlocking.
+    /// Undoes `set_owner` (after a later step of the device's own set-up failed); state set
+    /// before the owner (features, ring addresses) stays.
+    pub(crate) fn drop_owner(&mut self) {
+        for q in self.vqs.iter_mut() {
+            q.vq_mut().drop_owner();
+        }
+        self.owner = None;
+    }
+
+    /// `vhost_dev_cleanup()`: forgets everything the owner set up; the device type has taken
+    /// its backends out first, to drop them after unlocking.
     pub(crate) fn cleanup(&mut self) {
-        for vq in self.vqs.iter_mut() {
-            *vq = Vq::new();
+        for q in self.vqs.iter_mut() {
+            *q = Q::new();
         }
         self.log_ctx = None;
         self.umem = None;
@@ -313,30 +472,30 @@ impl Dev {
         self.umem = Some(MemTable::new(params::max_iotlb_entries().max(0) as usize));
     }
 
-    /// Takes every backend out of its queue, as `vhost_net_stop()`.
-    pub(crate) fn take_backends(&mut self) -> [Backend; NVQS] {
-        let [rx, tx] = &mut self.vqs;
-        [rx.take_backend(), tx.take_backend()]
+    /// Stops every kick poll and takes the kick files out, to be dropped after unlocking.
+    pub(crate) fn stop_kicks(&mut self) -> [Option<ARef<File>>; N] {
+        core::array::from_fn(|i| {
+            let vq = self.vqs[i].vq_mut();
+            vq.kick_poll = None;
+            vq.kick.take()
+        })
     }
 
-    /// Stops every poll and takes the kick files out, to be dropped after unlocking.
-    pub(crate) fn stop_polls(&mut self) -> [Option<ARef<File>>; NVQS] {
-        for vq in self.vqs.iter_mut() {
-            vq.kick_poll = None;
-            vq.sock_poll = None;
-        }
-        let [rx, tx] = &mut self.vqs;
-        [rx.kick.take(), tx.kick.take()]
+    /// `vhost_vq_access_ok()` for queue `i`.
+    pub(crate) fn vq_access_ok(&self, i: usize) -> bool {
+        self.vqs
+            .get(i)
+            .is_some_and(|q| q.vq().access_ok(self.umem.as_ref()))
     }
 
     /// `memory_access_ok()`: can the active queues use `umem`?
     fn memory_access_ok(&self, umem: Option<&MemTable>, log_all: bool) -> bool {
-        self.vqs.iter().all(|vq| {
-            vq.backend.is_none()
+        self.vqs.iter().all(|q| {
+            !q.active()
                 || mem::memory_access_ok(
                     umem,
-                    vq.log_base,
-                    log_all || vq.has_feature(VHOST_F_LOG_ALL),
+                    q.vq().log_base,
+                    log_all || q.vq().has_feature(VHOST_F_LOG_ALL),
                 )
         })
     }
@@ -346,7 +505,7 @@ impl Dev {
         self.memory_access_ok(self.umem.as_ref(), true)
     }
 
-    /// `vhost_dev_ioctl()` without `VHOST_SET_OWNER` (vhost-net handles that itself).
+    /// `vhost_dev_ioctl()` without `VHOST_SET_OWNER` (the device type handles that itself).
     /// `None` means "not a device ioctl" (`-ENOIOCTLCMD` in C): try the vring ioctls.
     pub(crate) fn dev_ioctl(&mut self, cmd: u32, arg: u64) -> Option<Result> {
         match cmd {
@@ -424,8 +583,10 @@ impl Dev {
         let base = u64::from_ne_bytes(user::read(arg)?);
         let mut r = Ok(());
         let umem = self.umem.as_ref();
-        for vq in self.vqs.iter_mut() {
-            if vq.backend.is_some() && !vq.log_access_ok(umem, base) {
+        for q in self.vqs.iter_mut() {
+            let active = q.active();
+            let vq = q.vq_mut();
+            if active && !vq.log_access_ok(umem, base) {
                 r = Err(EFAULT);
             } else {
                 vq.log_base = base;
@@ -444,11 +605,13 @@ impl Dev {
     pub(crate) fn vring_ioctl(&mut self, cmd: u32, arg: u64) -> Result {
         // vhost_get_vq_from_user(): the index is read (and checked) before anything else.
         let idx = u32::from_ne_bytes(user::read(arg)?);
-        let vq = self.vqs.get_mut(idx as usize).ok_or(ENOBUFS)?;
+        let q = self.vqs.get_mut(idx as usize).ok_or(ENOBUFS)?;
+        let active = q.active();
+        let vq = q.vq_mut();
         match cmd {
             VHOST_SET_VRING_NUM => {
                 // Resizing a ring with an active backend? You don't want to do that.
-                if vq.backend.is_some() {
+                if active {
                     return Err(EBUSY);
                 }
                 let s = VringState::from_bytes(&user::read(arg)?);
@@ -470,7 +633,7 @@ impl Dev {
                 }
                 let log_used = a.flags & (1 << VHOST_VRING_F_LOG) != 0;
                 // Checked here only with a backend; otherwise when one is attached.
-                if vq.backend.is_some()
+                if active
                     && (!vq.rings_access_ok(
                         vq.ring.num,
                         a.desc_user_addr,
@@ -488,7 +651,7 @@ impl Dev {
             }
             VHOST_SET_VRING_BASE => {
                 // Moving base with an active backend? You don't want to do that.
-                if vq.backend.is_some() {
+                if active {
                     return Err(EBUSY);
                 }
                 let s = VringState::from_bytes(&user::read(arg)?);
@@ -568,5 +731,72 @@ fn eventfd_or_unbind(fd: i32) -> Result<Option<EventFdCtx>> {
         Ok(None)
     } else {
         EventFdCtx::fdget(fd).map(Some)
+    }
+}
+
+/// The device's worker and its pending work (`struct vhost_worker` with its work list): a
+/// wakeup notes work as bits (`kick_bit()` for kicks; the device type's own above those)
+/// and wakes the thread, which takes them all at once.
+#[pin_data]
+pub(crate) struct Work {
+    #[pin]
+    worker: Worker,
+    pending: Atomic<u32>,
+}
+
+impl Work {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            worker <- Worker::new(),
+            pending: Atomic::new(0),
+        })
+    }
+
+    /// Notes `bits` without waking the worker (it is running and will look again).
+    pub(crate) fn add(&self, bits: u32) {
+        let mut old = self.pending.load(Acquire);
+        while let Err(cur) = self.pending.cmpxchg(old, old | bits, Full) {
+            old = cur;
+        }
+    }
+
+    /// `vhost_poll_queue()`: notes `bits` and wakes the worker. Callable in atomic context.
+    pub(crate) fn queue(&self, bits: u32) {
+        self.add(bits);
+        self.worker.wake();
+    }
+
+    /// Takes all the pending work.
+    pub(crate) fn take(&self) -> u32 {
+        self.pending.xchg(0, Full)
+    }
+
+    /// Whether any work is pending (a busy poll gives way to it).
+    pub(crate) fn pending(&self) -> bool {
+        self.pending.load(Acquire) != 0
+    }
+
+    /// Forgets pending work: nothing will run it (the worker is gone).
+    pub(crate) fn clear(&self) {
+        self.pending.store(0, Release);
+    }
+
+    /// `vhost_worker_create()`: a worker for `target`, forked from the owner when
+    /// `fork_owner`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Worker::start`]: `self` is part of `target`, which stops it before any of its
+    /// other fields is dropped.
+    pub(crate) unsafe fn start<T: WorkerOps>(&self, target: &T, fork_owner: bool) -> Result {
+        // SAFETY: the caller's contract.
+        unsafe { self.worker.start(target, fork_owner) }
+    }
+
+    /// Stops the worker and waits for it (not from the worker itself, nor holding a lock
+    /// the worker takes); its pending work is forgotten.
+    pub(crate) fn stop(&self) {
+        self.worker.stop();
+        self.clear();
     }
 }

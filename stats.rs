@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-queue counters. The worker keeps them in each queue's `VqStats`, under the device
-//! lock, with plain additions; they are shown in `/proc/PID/fdinfo/FD` of the device file
+//! Per-queue counters of the net device. The worker keeps them in each queue's `VqStats`
+//! (and the generic queue its `VqCounters`: calls, errors), under the device lock, with
+//! plain additions; they are shown in `/proc/PID/fdinfo/FD` of the device file
 //! (read under the lock) and in debugfs, `/sys/kernel/debug/vhost-rs/<tgid>-<n>/{rx,tx}`,
 //! one `name value` line each. Debugfs reads a copy, `QueueStats`, which the device
 //! publishes after every worker round and every ioctl: a reader never takes the device lock
 //! and so never waits behind a busy queue. vhost-net has no counters at all.
 
-use crate::{dev::Vq, sys};
+use crate::{dev::VqCounters, sys};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{debugfs::Dir, fmt, prelude::*, str::CString};
 
@@ -19,9 +20,6 @@ pub(crate) struct VqStats {
     pub(crate) bytes: u64,
     /// Packets dropped: failed sends, oversized or failed receives.
     pub(crate) drops: u64,
-    /// Signals of the call eventfd, and of the err eventfd (malformed input).
-    pub(crate) calls: u64,
-    pub(crate) errors: u64,
     /// Busy polls that found work before the timeout, and those that did not.
     pub(crate) busy_hits: u64,
     pub(crate) busy_misses: u64,
@@ -64,25 +62,33 @@ const NAMES: [&str; NSTATS] = [
 const NSTATS: usize = 17;
 const KICKS: usize = 3;
 
-/// The values of `NAMES` for `vq` (`kicks` as 0: it is not kept in the queue).
-fn values(vq: &Vq) -> [u64; NSTATS] {
-    let st = &vq.stats;
+/// What a queue shows: the net counters, the generic queue's, and two pieces of state.
+pub(crate) struct Snapshot<'a> {
+    pub(crate) stats: &'a VqStats,
+    pub(crate) counters: &'a VqCounters,
+    pub(crate) busyloop_timeout: u32,
+    pub(crate) zcopy_inflight: usize,
+}
+
+/// The values of `NAMES` (`kicks` as 0: it is not kept in the queue).
+fn values(q: &Snapshot<'_>) -> [u64; NSTATS] {
+    let st = q.stats;
     [
         st.packets,
         st.bytes,
         st.drops,
         0,
-        st.calls,
-        st.errors,
+        q.counters.calls,
+        q.counters.errors,
         st.busy_hits,
         st.busy_misses,
         st.requeues,
-        u64::from(vq.busyloop_timeout),
+        u64::from(q.busyloop_timeout),
         st.zcopy,
         st.zcopy_done,
         st.zcopy_copied,
         st.zcopy_fallbacks,
-        vq.zcopy.as_ref().map_or(0, |z| z.inflight() as u64),
+        q.zcopy_inflight as u64,
         st.batches,
         st.batched,
     ]
@@ -106,24 +112,24 @@ impl QueueStats {
         self.v[KICKS].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Copies `vq`'s counters. The caller holds the device lock, so stores do not race.
-    pub(crate) fn publish(&self, vq: &Vq) {
-        for (i, v) in values(vq).into_iter().enumerate() {
+    /// Copies a queue's counters. The caller holds the device lock, so stores do not race.
+    pub(crate) fn publish(&self, q: &Snapshot<'_>) {
+        for (i, v) in values(q).into_iter().enumerate() {
             if i != KICKS {
                 self.v[i].store(v, Ordering::Relaxed);
             }
         }
     }
 
-    /// Writes `vq`'s counters (exact: the caller holds the device lock) on the line
+    /// Writes a queue's counters (exact: the caller holds the device lock) on the line
     /// `prefix: name value name value ...`, for fdinfo.
     pub(crate) fn show_line(
         &self,
-        vq: &Vq,
+        q: &Snapshot<'_>,
         m: &kernel::seq_file::SeqFile,
         prefix: fmt::Arguments<'_>,
     ) {
-        let mut vals = values(vq);
+        let mut vals = values(q);
         vals[KICKS] = self.v[KICKS].load(Ordering::Relaxed);
         kernel::seq_print!(m, "{}:", prefix);
         for (name, v) in NAMES.iter().zip(vals) {

@@ -12,10 +12,9 @@
 //! failing (falling back to copies inside the stack) take the copy path instead.
 
 use crate::{
-    net::VhostNet,
     ring::Iov,
     stats::VqStats,
-    sys::{Socket, Zc, ZcState},
+    sys::{PollWake, Socket, Zc, ZcState},
 };
 use kernel::prelude::*;
 
@@ -38,15 +37,17 @@ pub(crate) struct ZeroCopy {
 }
 
 impl ZeroCopy {
+    /// Completions wake `target` with `bit`.
+    ///
     /// # Safety
     ///
-    /// As [`Zc::new`]: `net` outlives the result (it is kept in `net`'s device).
-    pub(crate) unsafe fn new(net: &VhostNet, bit: u32) -> Result<Self> {
+    /// As [`Zc::new`]: `target` outlives the result (it is kept in `target`'s device).
+    pub(crate) unsafe fn new<T: PollWake>(target: &T, bit: u32) -> Result<Self> {
         let mut heads = KVec::with_capacity(Zc::SLOTS, GFP_KERNEL)?;
         heads.resize(Zc::SLOTS, 0, GFP_KERNEL)?;
         Ok(Self {
             // SAFETY: the caller's contract.
-            zc: unsafe { Zc::new(net, bit) }?,
+            zc: unsafe { Zc::new(target, bit) }?,
             heads,
             upend: 0,
             done: 0,

@@ -2,17 +2,23 @@
 /*
  * C glue for vhost-rs; see helpers.h. Each function mirrors the C vhost-net code it is
  * named after, so that errno values match drivers/vhost/{vhost,net}.c exactly.
+ *
+ * What is here, and why it is C: wrappers of inline functions and macros the Rust bindings
+ * cannot reach (access_ok, get_user/put_user, cond_resched, set_current_state, the
+ * ptr_ring and skb helpers, ubuf set-up), and three whole concepts built from such inline
+ * pieces, each a few dozen lines: the socket lookups of net.c (get_raw_socket and
+ * get_tap_socket, with their errno values), the poll entry (struct vhost_poll: poll_table
+ * and wait-queue entry initialisers are inline), and the XDP TX batch (vhost_net_build_xdp
+ * with tun's xdp_buff layout). The module parameters live here so that sysfs shows them.
+ * Everything with state that Rust also touches (worker, zero-copy slots, RX batch) is in
+ * Rust: sys/mod.rs.
  */
-#include <linux/eventfd.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/if_packet.h>
 #include <linux/if_vlan.h>
-#include <linux/kthread.h>
 #include <linux/sched/clock.h>
-#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
-#include <linux/sched/vhost_task.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/rcupdate.h>
@@ -63,36 +69,6 @@ MODULE_PARM_DESC(fork_from_owner_default,
 unsigned int vhost_rs_max_mem_regions(void) { return max_mem_regions; }
 int vhost_rs_max_iotlb_entries(void) { return max_iotlb_entries; }
 bool vhost_rs_fork_from_owner_default(void) { return fork_from_owner_default; }
-
-int vhost_rs_eventfd_ctx_fdget(int fd, struct eventfd_ctx **out)
-{
-	struct eventfd_ctx *ctx = eventfd_ctx_fdget(fd);
-
-	if (IS_ERR(ctx))
-		return PTR_ERR(ctx);
-	*out = ctx;
-	return 0;
-}
-
-void vhost_rs_eventfd_ctx_put(struct eventfd_ctx *ctx)
-{
-	eventfd_ctx_put(ctx);
-}
-
-void vhost_rs_eventfd_signal(struct eventfd_ctx *ctx)
-{
-	eventfd_signal(ctx);
-}
-
-int vhost_rs_eventfd_fget(int fd, struct file **out)
-{
-	struct file *file = eventfd_fget(fd);
-
-	if (IS_ERR(file))
-		return PTR_ERR(file);
-	*out = file;
-	return 0;
-}
 
 /* get_raw_socket() in drivers/vhost/net.c: only AF_PACKET SOCK_RAW sockets. */
 int vhost_rs_get_raw_socket(int fd, struct socket **out)
@@ -219,11 +195,6 @@ bool vhost_rs_can_busy_poll(u64 endtime)
 	       !signal_pending(current);
 }
 
-void vhost_rs_cpu_relax(void)
-{
-	cpu_relax();
-}
-
 void vhost_rs_set_running(void)
 {
 	__set_current_state(TASK_RUNNING);
@@ -235,6 +206,7 @@ struct vhost_rs_poll {
 	wait_queue_head_t *wqh;
 	wait_queue_entry_t wait;
 	__poll_t mask;
+	vhost_rs_wake_fn wake;
 	const void *data;
 	unsigned int bit;
 };
@@ -246,7 +218,7 @@ static int vhost_rs_poll_wakeup(wait_queue_entry_t *wait, unsigned int mode, int
 
 	if (!(key_to_poll(key) & poll->mask))
 		return 0;
-	vhost_rs_poll_wake(poll->data, poll->bit);
+	poll->wake(poll->data, poll->bit);
 	return 0;
 }
 
@@ -259,7 +231,8 @@ static void vhost_rs_poll_func(struct file *file, wait_queue_head_t *wqh, poll_t
 	add_wait_queue(wqh, &poll->wait);
 }
 
-struct vhost_rs_poll *vhost_rs_poll_alloc(unsigned int mask, const void *data, unsigned int bit)
+struct vhost_rs_poll *vhost_rs_poll_alloc(unsigned int mask, vhost_rs_wake_fn wake,
+					  const void *data, unsigned int bit)
 {
 	struct vhost_rs_poll *poll = kzalloc(sizeof(*poll), GFP_KERNEL);
 
@@ -268,6 +241,7 @@ struct vhost_rs_poll *vhost_rs_poll_alloc(unsigned int mask, const void *data, u
 	init_waitqueue_func_entry(&poll->wait, vhost_rs_poll_wakeup);
 	init_poll_funcptr(&poll->table, vhost_rs_poll_func);
 	poll->mask = (__force __poll_t)mask;
+	poll->wake = wake;
 	poll->data = data;
 	poll->bit = bit;
 	return poll;
@@ -282,7 +256,7 @@ int vhost_rs_poll_start(struct vhost_rs_poll *poll, struct file *file)
 		return 0;
 	mask = vfs_poll(file, &poll->table);
 	if (mask & poll->mask)
-		vhost_rs_poll_wake(poll->data, poll->bit);
+		poll->wake(poll->data, poll->bit);
 	if (mask & EPOLLERR) {
 		vhost_rs_poll_stop(poll);
 		return -EINVAL;
@@ -304,111 +278,10 @@ void vhost_rs_poll_free(struct vhost_rs_poll *poll)
 	kfree(poll);
 }
 
-/*
- * The worker. With fork_owner (VHOST_FORK_OWNER_TASK) it is a vhost_task: a thread of the
- * owner, sharing its mm, files and signals, killed with it. Otherwise a kthread that adopts
- * the owner's mm (vhost_run_work_kthread_list()).
- */
-struct vhost_rs_worker {
-	struct vhost_task *vtsk;
-	struct task_struct *kthread;
-	struct mm_struct *mm;
-	const void *data;
-};
-
-static bool vhost_rs_task_fn(void *data)
+/* set_current_state(TASK_INTERRUPTIBLE), with its barrier: the kthread worker's loop. */
+void vhost_rs_set_interruptible(void)
 {
-	struct vhost_rs_worker *w = data;
-
-	return vhost_rs_worker_run(w->data);
-}
-
-static void vhost_rs_task_killed(void *data)
-{
-	struct vhost_rs_worker *w = data;
-
-	vhost_rs_worker_killed(w->data);
-}
-
-static int vhost_rs_kthread_fn(void *data)
-{
-	struct vhost_rs_worker *w = data;
-
-	kthread_use_mm(w->mm);
-	for (;;) {
-		/* mb paired w/ kthread_stop */
-		set_current_state(TASK_INTERRUPTIBLE);
-		if (kthread_should_stop()) {
-			__set_current_state(TASK_RUNNING);
-			break;
-		}
-		if (!vhost_rs_worker_run(w->data))
-			schedule();
-	}
-	kthread_unuse_mm(w->mm);
-	return 0;
-}
-
-int vhost_rs_worker_create(bool fork_owner, const void *data, struct vhost_rs_worker **out)
-{
-	struct vhost_rs_worker *w = kzalloc(sizeof(*w), GFP_KERNEL);
-	char name[TASK_COMM_LEN];
-
-	if (!w)
-		return -ENOMEM;
-	w->data = data;
-	snprintf(name, sizeof(name), "vhost-%d", current->pid);
-	if (fork_owner) {
-		struct vhost_task *vtsk = vhost_task_create(vhost_rs_task_fn, vhost_rs_task_killed,
-							    w, name);
-
-		if (IS_ERR(vtsk)) {
-			kfree(w);
-			return PTR_ERR(vtsk);
-		}
-		w->vtsk = vtsk;
-		vhost_task_start(vtsk);
-	} else {
-		struct task_struct *task;
-
-		w->mm = get_task_mm(current);
-		if (!w->mm) {
-			kfree(w);
-			return -EINVAL;
-		}
-		task = kthread_create(vhost_rs_kthread_fn, w, "%s", name);
-		if (IS_ERR(task)) {
-			mmput(w->mm);
-			kfree(w);
-			return PTR_ERR(task);
-		}
-		get_task_struct(task);
-		w->kthread = task;
-		wake_up_process(task);
-	}
-	*out = w;
-	return 0;
-}
-
-void vhost_rs_worker_wake(struct vhost_rs_worker *w)
-{
-	if (w->vtsk)
-		vhost_task_wake(w->vtsk);
-	else
-		wake_up_process(w->kthread);
-}
-
-/* Waits for the worker to finish its current round and exit, then frees it. */
-void vhost_rs_worker_stop(struct vhost_rs_worker *w)
-{
-	if (w->vtsk) {
-		vhost_task_stop(w->vtsk);
-	} else {
-		kthread_stop(w->kthread);
-		put_task_struct(w->kthread);
-		mmput(w->mm);
-	}
-	kfree(w);
+	set_current_state(TASK_INTERRUPTIBLE);
 }
 
 /* sock->ops->sendmsg on the owner's memory, never blocking (handle_tx_copy()). */
@@ -420,10 +293,15 @@ int vhost_rs_sock_sendmsg(struct socket *sock, const struct iovec *iov, unsigned
 	return sock->ops->sendmsg(sock, &msg, len);
 }
 
-/* sock->ops->recvmsg into the owner's memory; MSG_TRUNC returns the full length. */
-int vhost_rs_sock_recvmsg(struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len)
+/*
+ * sock->ops->recvmsg into the owner's memory; MSG_TRUNC returns the full length. @ptr, if
+ * not NULL, is a packet taken from the socket's ring (tun and tap receive it from
+ * msg_control instead of their ring).
+ */
+int vhost_rs_sock_recvmsg(struct socket *sock, void *ptr, const struct iovec *iov,
+			  unsigned long nr, size_t len)
 {
-	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_TRUNC };
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_TRUNC, .msg_control = ptr };
 
 	iov_iter_init(&msg.msg_iter, ITER_DEST, iov, nr, len);
 	return sock->ops->recvmsg(sock, &msg, len, MSG_DONTWAIT | MSG_TRUNC);
@@ -452,145 +330,60 @@ int vhost_rs_sock_peek_len(struct socket *sock)
 }
 
 /*
- * Zero-copy TX (the ubuf part of drivers/vhost/net.c). One `struct vhost_rs_zc` per TX
- * backend: a reference count (1 + buffers in flight) with a wait queue, a state per slot of
- * the pending ring, and the ubuf_info the socket's skbs carry. The ring's indices, the heads
- * and the policy are in Rust (zerocopy.rs); the completion, which runs in any context, only
- * marks its slot and wakes the worker.
+ * Zero-copy TX (the ubuf part of drivers/vhost/net.c): the ubuf_info a zero-copy skb
+ * carries, its set-up and its completion. The slots, their states, the count of buffers
+ * in flight and the wait for them are in Rust (sys/mod.rs, Zc), which the completion
+ * reaches through vhost_rs_zc_complete() with the context given at the send.
  */
-#define VHOST_RS_ZC_SLOTS UIO_MAXIOV
-
-struct vhost_rs_zc {
-	atomic_t refcount;
-	wait_queue_head_t wait;
-	const void *data;
-	unsigned int bit;
-	u8 state[VHOST_RS_ZC_SLOTS];
-	struct ubuf_info_msgzc ubuf[VHOST_RS_ZC_SLOTS];
-};
-
 bool vhost_rs_sock_zcopy(struct socket *sock)
 {
 	return unlikely(experimental_zcopytx) && sock_flag(sock->sk, SOCK_ZEROCOPY);
 }
 
-unsigned int vhost_rs_zc_slots(void) { return VHOST_RS_ZC_SLOTS; }
-
-struct vhost_rs_zc *vhost_rs_zc_alloc(const void *data, unsigned int bit)
-{
-	struct vhost_rs_zc *zc = kvzalloc(sizeof(*zc), GFP_KERNEL_ACCOUNT);
-
-	if (!zc)
-		return NULL;
-	atomic_set(&zc->refcount, 1);
-	init_waitqueue_head(&zc->wait);
-	zc->data = data;
-	zc->bit = bit;
-	return zc;
-}
-
-/* vhost_net_ubuf_put() */
-static int vhost_rs_zc_put(struct vhost_rs_zc *zc)
-{
-	int r;
-
-	rcu_read_lock();
-	r = atomic_sub_return(1, &zc->refcount);
-	if (unlikely(!r))
-		wake_up(&zc->wait);
-	rcu_read_unlock();
-	return r;
-}
-
 /* vhost_zerocopy_complete(): the last reference to the skb data (clones included) is gone. */
-static void vhost_rs_zc_complete(struct sk_buff *skb, struct ubuf_info *ubuf_base, bool success)
+static void vhost_rs_zc_complete_cb(struct sk_buff *skb, struct ubuf_info *ubuf_base, bool success)
 {
 	struct ubuf_info_msgzc *ubuf;
-	struct vhost_rs_zc *zc;
-	int cnt;
 
 	if (!refcount_dec_and_test(&ubuf_base->refcnt))
 		return;
 	ubuf = uarg_to_msgzc(ubuf_base);
-	zc = ubuf->ctx;
-	rcu_read_lock_bh();
-	smp_store_release(&zc->state[ubuf->desc], success ? VHOST_RS_ZC_DONE : VHOST_RS_ZC_FAILED);
-	cnt = vhost_rs_zc_put(zc);
-	/* As vhost-net: when the last one completes, and every 16th, so rounds stay batched. */
-	if (cnt <= 1 || !(cnt % 16))
-		vhost_rs_poll_wake(zc->data, zc->bit);
-	rcu_read_unlock_bh();
+	vhost_rs_zc_complete(ubuf->ctx, ubuf->desc, success);
 }
 
 static const struct ubuf_info_ops vhost_rs_zc_ops = {
-	.complete = vhost_rs_zc_complete,
+	.complete = vhost_rs_zc_complete_cb,
 };
 
-unsigned int vhost_rs_zc_state(struct vhost_rs_zc *zc, unsigned int slot)
+struct ubuf_info_msgzc *vhost_rs_ubufs_alloc(unsigned int n)
 {
-	return smp_load_acquire(&zc->state[slot]);
+	return kvcalloc(n, sizeof(struct ubuf_info_msgzc), GFP_KERNEL_ACCOUNT);
 }
 
-void vhost_rs_zc_set_state(struct vhost_rs_zc *zc, unsigned int slot, unsigned int state)
+void vhost_rs_ubufs_free(struct ubuf_info_msgzc *ubufs)
 {
-	WRITE_ONCE(zc->state[slot], state);
+	kvfree(ubufs);
 }
 
-/*
- * handle_tx_zerocopy()'s send: the buffer goes as pinned pages with slot `slot`'s ubuf.
- * On an error the slot is settled here: a ubuf the socket never took is put back.
- */
-int vhost_rs_zc_sendmsg(struct vhost_rs_zc *zc, unsigned int slot, struct socket *sock,
-			const struct iovec *iov, unsigned long nr, size_t len)
+/* handle_tx_zerocopy()'s send: the buffer goes as pinned pages with ubuf @slot of @ubufs. */
+int vhost_rs_zc_sendmsg(struct ubuf_info_msgzc *ubufs, unsigned int slot, void *ctx,
+			struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len)
 {
-	struct ubuf_info_msgzc *ubuf = &zc->ubuf[slot];
+	struct ubuf_info_msgzc *ubuf = &ubufs[slot];
 	struct tun_msg_ctl ctl = { .type = TUN_MSG_UBUF, .ptr = &ubuf->ubuf };
 	struct msghdr msg = {
 		.msg_flags = MSG_DONTWAIT,
 		.msg_control = &ctl,
 		.msg_controllen = sizeof(ctl),
 	};
-	int err;
 
-	WRITE_ONCE(zc->state[slot], VHOST_RS_ZC_IN_PROGRESS);
-	ubuf->ctx = zc;
+	ubuf->ctx = ctx;
 	ubuf->desc = slot;
 	ubuf->ubuf.ops = &vhost_rs_zc_ops;
 	ubuf->ubuf.flags = SKBFL_ZEROCOPY_FRAG;
 	refcount_set(&ubuf->ubuf.refcnt, 1);
-	atomic_inc(&zc->refcount);
 	iov_iter_init(&msg.msg_iter, ITER_SOURCE, iov, nr, len);
-	err = sock->ops->sendmsg(sock, &msg, len);
-	if (err < 0 && READ_ONCE(zc->state[slot]) == VHOST_RS_ZC_IN_PROGRESS)
-		vhost_rs_zc_put(zc);
-	return err;
-}
-
-/* Buffers in flight (the reference count less our own). */
-int vhost_rs_zc_inflight(struct vhost_rs_zc *zc)
-{
-	return atomic_read(&zc->refcount) - 1;
-}
-
-/*
- * vhost_net_ubuf_put_and_wait(): drops our reference and waits until every buffer in
- * flight has completed; then takes the reference again, so that the ring can go on.
- */
-void vhost_rs_zc_wait(struct vhost_rs_zc *zc)
-{
-	vhost_rs_zc_put(zc);
-	wait_event(zc->wait, !atomic_read(&zc->refcount));
-	atomic_set(&zc->refcount, 1);
-}
-
-/*
- * After vhost_rs_zc_wait(): frees the slots once no completion can still be running (a
- * completion touches `zc` and wakes the device under rcu_read_lock_bh()).
- */
-void vhost_rs_zc_free(struct vhost_rs_zc *zc)
-{
-	synchronize_rcu();
-	kvfree(zc);
+	return sock->ops->sendmsg(sock, &msg, len);
 }
 
 /*
@@ -720,100 +513,47 @@ int vhost_rs_txbatch_flush(struct vhost_rs_txbatch *b, struct socket *sock)
 }
 
 /*
- * RX batching from tun/tap and macvtap (struct vhost_net_buf): up to VHOST_RS_RX_BATCH
- * packets taken from the socket's ptr_ring under one lock; each is then received with its
- * pointer in msg_control, so that the socket does not touch its ring again. Packets still
- * batched go back to the ring (in order) when the backend changes or goes.
+ * RX batching from tun/tap and macvtap (struct vhost_net_buf): the inline ptr_ring
+ * operations the batch needs. The batch itself (its array, head and tail) is in Rust
+ * (sys/mod.rs, RxQueue).
  */
-#define VHOST_RS_RX_BATCH 64
 
-struct vhost_rs_rxq {
+/* The ring of a tun/tap or macvtap socket (tun_get_tx_ring/tap_get_ptr_ring), or NULL. */
+struct ptr_ring *vhost_rs_sock_ptr_ring(struct socket *sock)
+{
 	struct ptr_ring *ring;
-	struct file *file;
-	int head, tail;
-	void *queue[VHOST_RS_RX_BATCH];
-};
 
-struct vhost_rs_rxq *vhost_rs_rxq_alloc(void)
-{
-	return kzalloc(sizeof(struct vhost_rs_rxq), GFP_KERNEL_ACCOUNT);
+	if (!sock->file)
+		return NULL;
+	ring = tun_get_tx_ring(sock->file);
+	if (IS_ERR(ring))
+		ring = tap_get_ptr_ring(sock->file);
+	return IS_ERR(ring) ? NULL : ring;
 }
 
-/* vhost_net_buf_unproduce(): what is batched goes back to the front of the ring. */
-static void vhost_rs_rxq_unproduce(struct vhost_rs_rxq *q)
+/* vhost_net_buf_produce(): up to @n packets into @batch under the consumer lock. */
+int vhost_rs_ptr_ring_consume(struct ptr_ring *ring, struct socket *sock, void **batch, int n)
 {
-	if (q->ring && q->tail != q->head)
-		ptr_ring_unconsume(q->ring, q->queue + q->head, q->tail - q->head, tun_ptr_free);
-	q->head = q->tail = 0;
+	int got;
+
+	spin_lock(&ring->consumer_lock);
+	got = __ptr_ring_consume_batched(ring, batch, n);
+	if (got)
+		tun_wake_queue(sock->file, got);
+	spin_unlock(&ring->consumer_lock);
+	return got;
 }
 
-/*
- * Batches from @sock's ring from now on (NULL, or a socket without one: not at all). Call
- * before the socket the queue batched from may be released.
- */
-void vhost_rs_rxq_attach(struct vhost_rs_rxq *q, struct socket *sock)
+/* vhost_net_buf_unproduce(): @n packets back to the front of the ring, in order. */
+void vhost_rs_ptr_ring_unconsume(struct ptr_ring *ring, void **batch, int n)
 {
-	struct ptr_ring *ring = NULL;
-
-	vhost_rs_rxq_unproduce(q);
-	if (sock && sock->file) {
-		ring = tun_get_tx_ring(sock->file);
-		if (IS_ERR(ring))
-			ring = tap_get_ptr_ring(sock->file);
-		if (IS_ERR(ring))
-			ring = NULL;
-	}
-	q->ring = ring;
-	q->file = ring ? sock->file : NULL;
+	ptr_ring_unconsume(ring, batch, n, tun_ptr_free);
 }
 
-void vhost_rs_rxq_free(struct vhost_rs_rxq *q)
+/* vhost_net_buf_peek_len(): the length of a batched packet (an xdp_frame or an skb). */
+int vhost_rs_rx_ptr_len(void *ptr)
 {
-	vhost_rs_rxq_unproduce(q);
-	kfree(q);
-}
-
-/* Whether the queue batches (its socket has a ring). */
-bool vhost_rs_rxq_active(struct vhost_rs_rxq *q) { return q->ring; }
-
-/*
- * vhost_net_buf_peek(): the length of the next packet, refilling the batch; 0 if none.
- * *@taken: how many packets a refill took from the ring (0 without one).
- */
-int vhost_rs_rxq_peek_len(struct vhost_rs_rxq *q, int *taken)
-{
-	void *ptr;
-
-	*taken = 0;
-	if (q->tail == q->head) {
-		q->head = 0;
-		spin_lock(&q->ring->consumer_lock);
-		q->tail = __ptr_ring_consume_batched(q->ring, q->queue, VHOST_RS_RX_BATCH);
-		if (q->tail)
-			tun_wake_queue(q->file, q->tail);
-		spin_unlock(&q->ring->consumer_lock);
-		*taken = q->tail;
-		if (!q->tail)
-			return 0;
-	}
-	ptr = q->queue[q->head];
 	if (tun_is_xdp_frame(ptr))
 		return tun_ptr_to_xdp(ptr)->len;
 	return __skb_array_len_with_tag(ptr);
-}
-
-/*
- * Receives the batch's next packet (after a peek said there is one) into the owner's
- * memory, as vhost_rs_sock_recvmsg(); the socket frees it on an error.
- */
-int vhost_rs_rxq_recvmsg(struct vhost_rs_rxq *q, struct socket *sock, const struct iovec *iov,
-			 unsigned long nr, size_t len)
-{
-	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_TRUNC };
-
-	if (WARN_ON_ONCE(q->tail == q->head))
-		return -EAGAIN;
-	msg.msg_control = q->queue[q->head++];
-	iov_iter_init(&msg.msg_iter, ITER_DEST, iov, nr, len);
-	return sock->ops->recvmsg(sock, &msg, len, MSG_DONTWAIT | MSG_TRUNC);
 }

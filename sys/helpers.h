@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * C glue for vhost-rs: what the 7.3 Rust bindings lack (eventfd, tun/tap and packet socket
- * lookup, poll, user-memory helpers that are macros in C, and module parameters visible in
- * sysfs). Thin wrappers only; the policy lives in Rust. Declared again in sys/mod.rs.
+ * C glue for vhost-rs: what the 7.3 Rust bindings lack (tun/tap and packet socket lookup,
+ * poll entries, user-memory helpers that are macros in C, the XDP TX batch, ptr_ring and
+ * ubuf helpers, and module parameters visible in sysfs); see helpers.c for why each is C.
+ * Declared again in sys/mod.rs.
  */
 #ifndef VHOST_RS_HELPERS_H
 #define VHOST_RS_HELPERS_H
@@ -17,10 +18,6 @@ unsigned int vhost_rs_max_mem_regions(void);
 int vhost_rs_max_iotlb_entries(void);
 bool vhost_rs_fork_from_owner_default(void);
 
-int vhost_rs_eventfd_ctx_fdget(int fd, struct eventfd_ctx **out);
-void vhost_rs_eventfd_ctx_put(struct eventfd_ctx *ctx);
-void vhost_rs_eventfd_signal(struct eventfd_ctx *ctx);
-int vhost_rs_eventfd_fget(int fd, struct file **out);
 
 int vhost_rs_get_raw_socket(int fd, struct socket **out);
 int vhost_rs_get_tap_socket(int fd, struct socket **out);
@@ -37,48 +34,39 @@ u64 vhost_rs_busy_clock(void);
 bool vhost_rs_can_busy_poll(u64 endtime);
 int vhost_rs_get_user_u16(u64 addr, u16 *out);
 int vhost_rs_put_user_u16(u64 addr, u16 val);
-void vhost_rs_cpu_relax(void);
+
+/*
+ * Callbacks into Rust: one trampoline per kind, generic over the device type (sys/mod.rs),
+ * with the device as @data. C never knows which device it calls.
+ */
+typedef void (*vhost_rs_wake_fn)(const void *data, unsigned int bit);
 
 /* A wait-queue entry on a file's poll queue (struct vhost_poll in vhost.c). */
 struct vhost_rs_poll;
-struct vhost_rs_poll *vhost_rs_poll_alloc(unsigned int mask, const void *data, unsigned int bit);
+struct vhost_rs_poll *vhost_rs_poll_alloc(unsigned int mask, vhost_rs_wake_fn wake,
+					  const void *data, unsigned int bit);
 int vhost_rs_poll_start(struct vhost_rs_poll *poll, struct file *file);
 void vhost_rs_poll_stop(struct vhost_rs_poll *poll);
 void vhost_rs_poll_free(struct vhost_rs_poll *poll);
-/* Implemented in Rust (net.rs): called from the wakeup, in atomic context. */
-void vhost_rs_poll_wake(const void *data, unsigned int bit);
 
-/* The per-device worker: a vhost_task of the owner, or a kthread using its mm. */
-struct vhost_rs_worker;
-int vhost_rs_worker_create(bool fork_owner, const void *data, struct vhost_rs_worker **out);
-void vhost_rs_worker_wake(struct vhost_rs_worker *w);
-void vhost_rs_worker_stop(struct vhost_rs_worker *w);
-/* Implemented in Rust (net.rs): one round of work; true if it did any. */
-bool vhost_rs_worker_run(const void *data);
-/* Implemented in Rust (net.rs): the owner was killed; the worker is gone. */
-void vhost_rs_worker_killed(const void *data);
+/* For the kthread worker's loop (sys/mod.rs). */
+void vhost_rs_set_interruptible(void);
 
 struct iovec;
 int vhost_rs_sock_sendmsg(struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len);
-int vhost_rs_sock_recvmsg(struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len);
+int vhost_rs_sock_recvmsg(struct socket *sock, void *ptr, const struct iovec *iov,
+			  unsigned long nr, size_t len);
 int vhost_rs_sock_peek_len(struct socket *sock);
 
-/* Zero-copy TX: the ubufs of one TX backend (helpers.c). Slot states: */
-#define VHOST_RS_ZC_CLEAR 0
-#define VHOST_RS_ZC_IN_PROGRESS 1
-#define VHOST_RS_ZC_DONE 2
-#define VHOST_RS_ZC_FAILED 3
-struct vhost_rs_zc;
+/* Zero-copy TX: the ubufs of one TX backend (helpers.c). */
+struct ubuf_info_msgzc;
 bool vhost_rs_sock_zcopy(struct socket *sock);
-unsigned int vhost_rs_zc_slots(void);
-struct vhost_rs_zc *vhost_rs_zc_alloc(const void *data, unsigned int bit);
-unsigned int vhost_rs_zc_state(struct vhost_rs_zc *zc, unsigned int slot);
-void vhost_rs_zc_set_state(struct vhost_rs_zc *zc, unsigned int slot, unsigned int state);
-int vhost_rs_zc_sendmsg(struct vhost_rs_zc *zc, unsigned int slot, struct socket *sock,
-			const struct iovec *iov, unsigned long nr, size_t len);
-int vhost_rs_zc_inflight(struct vhost_rs_zc *zc);
-void vhost_rs_zc_wait(struct vhost_rs_zc *zc);
-void vhost_rs_zc_free(struct vhost_rs_zc *zc);
+struct ubuf_info_msgzc *vhost_rs_ubufs_alloc(unsigned int n);
+void vhost_rs_ubufs_free(struct ubuf_info_msgzc *ubufs);
+int vhost_rs_zc_sendmsg(struct ubuf_info_msgzc *ubufs, unsigned int slot, void *ctx,
+			struct socket *sock, const struct iovec *iov, unsigned long nr, size_t len);
+/* Implemented in Rust (sys/mod.rs, Zc): the completion of slot @slot of context @ctx. */
+void vhost_rs_zc_complete(void *ctx, unsigned int slot, bool success);
 
 /* TX batching into tun/tap and macvtap (helpers.c). */
 struct vhost_rs_txbatch;
@@ -90,14 +78,11 @@ int vhost_rs_txbatch_add(struct vhost_rs_txbatch *b, struct socket *sock, const 
 			 unsigned long nr, size_t len, unsigned int sock_hlen);
 int vhost_rs_txbatch_flush(struct vhost_rs_txbatch *b, struct socket *sock);
 
-/* RX batching from tun/tap and macvtap (helpers.c). */
-struct vhost_rs_rxq;
-struct vhost_rs_rxq *vhost_rs_rxq_alloc(void);
-void vhost_rs_rxq_free(struct vhost_rs_rxq *q);
-void vhost_rs_rxq_attach(struct vhost_rs_rxq *q, struct socket *sock);
-bool vhost_rs_rxq_active(struct vhost_rs_rxq *q);
-int vhost_rs_rxq_peek_len(struct vhost_rs_rxq *q, int *taken);
-int vhost_rs_rxq_recvmsg(struct vhost_rs_rxq *q, struct socket *sock, const struct iovec *iov,
-			 unsigned long nr, size_t len);
+/* RX batching from tun/tap and macvtap: the ptr_ring operations (helpers.c). */
+struct ptr_ring;
+struct ptr_ring *vhost_rs_sock_ptr_ring(struct socket *sock);
+int vhost_rs_ptr_ring_consume(struct ptr_ring *ring, struct socket *sock, void **batch, int n);
+void vhost_rs_ptr_ring_unconsume(struct ptr_ring *ring, void **batch, int n);
+int vhost_rs_rx_ptr_len(void *ptr);
 
 #endif

@@ -1,24 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The one place for FFI: declarations of the C glue in `helpers.c` and safe owners of the
-//! kernel objects it hands out (eventfd contexts, eventfd files, sockets). Every `unsafe`
-//! of the module outside the guest-memory accessor is here.
+//! kernel objects it hands out (eventfd contexts, eventfd files, sockets, poll entries, the
+//! worker). It knows no device type: the C callbacks reach Rust through the traits
+//! [`PollWake`] and [`WorkerOps`], one `unsafe extern "C"` trampoline per kind, generic over
+//! the device that implements them (as binder's trampolines are).
 
-use crate::{net::VhostNet, ring::Iov};
+use crate::ring::Iov;
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{
+    bindings,
     debugfs::Dir,
     error::to_result,
+    ffi::{c_char, c_int},
     fs::File,
     prelude::*,
-    sync::{aref::ARef, SpinLockIrq},
+    str::CString,
+    sync::{
+        aref::ARef,
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
+        rcu, CondVar, SpinLockIrq,
+    },
 };
-
-/// Opaque `struct eventfd_ctx`.
-#[repr(C)]
-pub(crate) struct RawEventfdCtx {
-    _p: [u8; 0],
-}
 
 /// Opaque `struct vhost_rs_poll`.
 #[repr(C)]
@@ -26,15 +29,15 @@ pub(crate) struct RawPoll {
     _p: [u8; 0],
 }
 
-/// Opaque `struct vhost_rs_worker`.
+/// Opaque `struct vhost_task`.
 #[repr(C)]
-pub(crate) struct RawWorker {
+pub(crate) struct RawVhostTask {
     _p: [u8; 0],
 }
 
-/// Opaque `struct vhost_rs_rxq`.
+/// Opaque `struct ptr_ring`.
 #[repr(C)]
-pub(crate) struct RawRxq {
+pub(crate) struct RawPtrRing {
     _p: [u8; 0],
 }
 
@@ -44,9 +47,9 @@ pub(crate) struct RawTxBatch {
     _p: [u8; 0],
 }
 
-/// Opaque `struct vhost_rs_zc`.
+/// Opaque `struct ubuf_info_msgzc`.
 #[repr(C)]
-pub(crate) struct RawZc {
+pub(crate) struct RawUbuf {
     _p: [u8; 0],
 }
 
@@ -56,14 +59,15 @@ pub(crate) struct RawSocket {
     _p: [u8; 0],
 }
 
+/// `vhost_rs_wake_fn`, `vhost_rs_run_fn`, `vhost_rs_killed_fn` of helpers.h.
+type WakeFn = unsafe extern "C" fn(data: *const c_void, bit: u32);
+type RunFn = unsafe extern "C" fn(data: *const c_void) -> bool;
+type KilledFn = unsafe extern "C" fn(data: *const c_void);
+
 extern "C" {
     fn vhost_rs_max_mem_regions() -> u32;
     fn vhost_rs_max_iotlb_entries() -> i32;
     fn vhost_rs_fork_from_owner_default() -> bool;
-    fn vhost_rs_eventfd_ctx_fdget(fd: i32, out: *mut *mut RawEventfdCtx) -> i32;
-    fn vhost_rs_eventfd_ctx_put(ctx: *mut RawEventfdCtx);
-    fn vhost_rs_eventfd_signal(ctx: *mut RawEventfdCtx);
-    fn vhost_rs_eventfd_fget(fd: i32, out: *mut *mut core::ffi::c_void) -> i32;
     fn vhost_rs_get_raw_socket(fd: i32, out: *mut *mut RawSocket) -> i32;
     fn vhost_rs_get_tap_socket(fd: i32, out: *mut *mut RawSocket) -> i32;
     fn vhost_rs_sockfd_put(sock: *mut RawSocket);
@@ -78,34 +82,40 @@ extern "C" {
     fn vhost_rs_set_running();
     fn vhost_rs_busy_clock() -> u64;
     fn vhost_rs_can_busy_poll(endtime: u64) -> bool;
-    fn vhost_rs_cpu_relax();
-    fn vhost_rs_poll_alloc(mask: u32, data: *const c_void, bit: u32) -> *mut RawPoll;
+    fn vhost_rs_poll_alloc(mask: u32, wake: WakeFn, data: *const c_void, bit: u32) -> *mut RawPoll;
     fn vhost_rs_poll_start(poll: *mut RawPoll, file: *mut c_void) -> i32;
     fn vhost_rs_poll_stop(poll: *mut RawPoll);
     fn vhost_rs_poll_free(poll: *mut RawPoll);
-    fn vhost_rs_worker_create(
-        fork_owner: bool,
-        data: *const c_void,
-        out: *mut *mut RawWorker,
-    ) -> i32;
-    fn vhost_rs_worker_wake(w: *mut RawWorker);
-    fn vhost_rs_worker_stop(w: *mut RawWorker);
+    fn vhost_rs_set_interruptible();
+    // linux/sched/vhost_task.h: exported (GPL), not in the Rust bindings.
+    fn vhost_task_create(
+        f: RunFn,
+        handle_kill: KilledFn,
+        arg: *const c_void,
+        name: *const c_char,
+    ) -> *mut RawVhostTask;
+    fn vhost_task_start(vtsk: *mut RawVhostTask);
+    fn vhost_task_stop(vtsk: *mut RawVhostTask);
+    fn vhost_task_wake(vtsk: *mut RawVhostTask);
     fn vhost_rs_sock_sendmsg(sock: *mut RawSocket, iov: *const Iov, nr: usize, len: usize) -> i32;
-    fn vhost_rs_sock_recvmsg(sock: *mut RawSocket, iov: *const Iov, nr: usize, len: usize) -> i32;
-    fn vhost_rs_sock_peek_len(sock: *mut RawSocket) -> i32;
-    fn vhost_rs_sock_zcopy(sock: *mut RawSocket) -> bool;
-    fn vhost_rs_rxq_alloc() -> *mut RawRxq;
-    fn vhost_rs_rxq_free(q: *mut RawRxq);
-    fn vhost_rs_rxq_attach(q: *mut RawRxq, sock: *mut RawSocket);
-    fn vhost_rs_rxq_active(q: *mut RawRxq) -> bool;
-    fn vhost_rs_rxq_peek_len(q: *mut RawRxq, taken: *mut i32) -> i32;
-    fn vhost_rs_rxq_recvmsg(
-        q: *mut RawRxq,
+    fn vhost_rs_sock_recvmsg(
         sock: *mut RawSocket,
+        ptr: *mut c_void,
         iov: *const Iov,
         nr: usize,
         len: usize,
     ) -> i32;
+    fn vhost_rs_sock_peek_len(sock: *mut RawSocket) -> i32;
+    fn vhost_rs_sock_zcopy(sock: *mut RawSocket) -> bool;
+    fn vhost_rs_sock_ptr_ring(sock: *mut RawSocket) -> *mut RawPtrRing;
+    fn vhost_rs_ptr_ring_consume(
+        ring: *mut RawPtrRing,
+        sock: *mut RawSocket,
+        batch: *mut *mut c_void,
+        n: i32,
+    ) -> i32;
+    fn vhost_rs_ptr_ring_unconsume(ring: *mut RawPtrRing, batch: *mut *mut c_void, n: i32);
+    fn vhost_rs_rx_ptr_len(ptr: *mut c_void) -> i32;
     fn vhost_rs_txbatch_alloc() -> *mut RawTxBatch;
     fn vhost_rs_txbatch_free(b: *mut RawTxBatch);
     fn vhost_rs_sock_can_batch(sock: *mut RawSocket) -> bool;
@@ -119,21 +129,17 @@ extern "C" {
         sock_hlen: u32,
     ) -> i32;
     fn vhost_rs_txbatch_flush(b: *mut RawTxBatch, sock: *mut RawSocket) -> i32;
-    fn vhost_rs_zc_slots() -> u32;
-    fn vhost_rs_zc_alloc(data: *const c_void, bit: u32) -> *mut RawZc;
-    fn vhost_rs_zc_state(zc: *mut RawZc, slot: u32) -> u32;
-    fn vhost_rs_zc_set_state(zc: *mut RawZc, slot: u32, state: u32);
+    fn vhost_rs_ubufs_alloc(n: u32) -> *mut RawUbuf;
+    fn vhost_rs_ubufs_free(ubufs: *mut RawUbuf);
     fn vhost_rs_zc_sendmsg(
-        zc: *mut RawZc,
+        ubufs: *mut RawUbuf,
         slot: u32,
+        ctx: *const c_void,
         sock: *mut RawSocket,
         iov: *const Iov,
         nr: usize,
         len: usize,
     ) -> i32;
-    fn vhost_rs_zc_inflight(zc: *mut RawZc) -> i32;
-    fn vhost_rs_zc_wait(zc: *mut RawZc);
-    fn vhost_rs_zc_free(zc: *mut RawZc);
 }
 
 /// Module parameters (declared in C so that they appear in sysfs, as vhost's do).
@@ -156,7 +162,7 @@ pub(crate) mod params {
 }
 
 /// A reference to an eventfd context (`eventfd_ctx_fdget`), dropped with `eventfd_ctx_put`.
-pub(crate) struct EventFdCtx(NonNull<RawEventfdCtx>);
+pub(crate) struct EventFdCtx(NonNull<bindings::eventfd_ctx>);
 
 // SAFETY: eventfd contexts are reference counted and may be signalled and released from any
 // thread.
@@ -167,32 +173,32 @@ unsafe impl Sync for EventFdCtx {}
 impl EventFdCtx {
     /// Looks up `fd`: `EBADF` if it is no open file, `EINVAL` if it is not an eventfd.
     pub(crate) fn fdget(fd: i32) -> Result<Self> {
-        let mut ctx = core::ptr::null_mut();
-        // SAFETY: `ctx` is a valid out-pointer; on success it holds a counted reference.
-        to_result(unsafe { vhost_rs_eventfd_ctx_fdget(fd, &mut ctx) })?;
+        // SAFETY: looks `fd` up in the caller's file table; on success the result holds a
+        // counted reference, otherwise it is an error pointer.
+        let ctx = kernel::error::from_err_ptr(unsafe { bindings::eventfd_ctx_fdget(fd) })?;
         NonNull::new(ctx).map(Self).ok_or(EINVAL)
     }
 
-    /// Adds one to the eventfd's counter, waking its readers.
+    /// Adds one to the eventfd's counter, waking its readers (`eventfd_signal()`).
     pub(crate) fn signal(&self) {
         // SAFETY: `self.0` is a counted reference, valid until drop.
-        unsafe { vhost_rs_eventfd_signal(self.0.as_ptr()) }
+        unsafe { bindings::eventfd_signal_mask(self.0.as_ptr(), 0) }
     }
 }
 
 impl Drop for EventFdCtx {
     fn drop(&mut self) {
         // SAFETY: we own one reference, taken in `fdget`.
-        unsafe { vhost_rs_eventfd_ctx_put(self.0.as_ptr()) }
+        unsafe { bindings::eventfd_ctx_put(self.0.as_ptr()) }
     }
 }
 
 /// The file of an eventfd (`eventfd_fget`), as vhost keeps the kick fd: a file, so that the
 /// worker can poll it. Dropping the `ARef` calls `fput`.
 pub(crate) fn eventfd_fget(fd: i32) -> Result<ARef<File>> {
-    let mut file = core::ptr::null_mut();
-    // SAFETY: `file` is a valid out-pointer; on success it holds a counted file reference.
-    to_result(unsafe { vhost_rs_eventfd_fget(fd, &mut file) })?;
+    // SAFETY: looks `fd` up in the caller's file table; on success the result holds a
+    // counted file reference, otherwise it is an error pointer.
+    let file = kernel::error::from_err_ptr(unsafe { bindings::eventfd_fget(fd) })?;
     let file = NonNull::new(file.cast::<File>()).ok_or(EBADF)?;
     // SAFETY: `File` is a transparent wrapper of `struct file`, and we own the reference that
     // `eventfd_fget` took; the `ARef` releases it with `fput`.
@@ -313,12 +319,6 @@ pub(crate) fn can_busy_poll(endtime: u64) -> bool {
     unsafe { vhost_rs_can_busy_poll(endtime) }
 }
 
-/// `cpu_relax()`, for spin loops.
-pub(crate) fn cpu_relax() {
-    // SAFETY: a pause instruction; no preconditions.
-    unsafe { vhost_rs_cpu_relax() }
-}
-
 pub(crate) fn set_running() {
     // SAFETY: changes the current task's state only; no preconditions.
     unsafe { vhost_rs_set_running() }
@@ -329,8 +329,47 @@ pub(crate) const EPOLLIN: u32 = 0x1;
 pub(crate) const EPOLLOUT: u32 = 0x4;
 pub(crate) const EPOLLERR: u32 = 0x8;
 
-/// A wait-queue entry that calls [`VhostNet::poll_wake`] with `bit` when the file it is
-/// started on becomes ready for `mask` (vhost's `struct vhost_poll`).
+/// What a poll entry or a zero-copy completion wakes: called with the entry's `bit` from the
+/// wakeup, in atomic context (under the wait queue's lock, or in softirq), so it may only
+/// note the work and wake a thread.
+pub(crate) trait PollWake: Sync {
+    fn poll_wake(&self, bit: u32);
+}
+
+/// What a worker runs: [`WorkerOps::worker_run`] each time it is woken, until it returns
+/// false (then it sleeps); [`WorkerOps::worker_killed`] when the owner was killed and took
+/// a `vhost_task` worker with it.
+pub(crate) trait WorkerOps: Sync {
+    fn worker_run(&self) -> bool;
+    fn worker_killed(&self);
+}
+
+/// # Safety
+///
+/// `data` is a live `T`: the contracts of [`Poll::new`] and [`Zc::new`].
+unsafe extern "C" fn poll_wake_trampoline<T: PollWake>(data: *const c_void, bit: u32) {
+    // SAFETY: the function's contract.
+    unsafe { &*data.cast::<T>() }.poll_wake(bit);
+}
+
+/// # Safety
+///
+/// `data` is a live `T`: the contract of [`Worker::start`].
+unsafe extern "C" fn worker_run_trampoline<T: WorkerOps>(data: *const c_void) -> bool {
+    // SAFETY: the function's contract.
+    unsafe { &*data.cast::<T>() }.worker_run()
+}
+
+/// # Safety
+///
+/// `data` is a live `T`: the contract of [`Worker::start`].
+unsafe extern "C" fn worker_killed_trampoline<T: WorkerOps>(data: *const c_void) {
+    // SAFETY: the function's contract.
+    unsafe { &*data.cast::<T>() }.worker_killed();
+}
+
+/// A wait-queue entry that calls `target`'s [`PollWake::poll_wake`] with `bit` when the file
+/// it is started on becomes ready for `mask` (vhost's `struct vhost_poll`).
 pub(crate) struct Poll(NonNull<RawPoll>);
 
 // SAFETY: the entry is only touched under the waitqueue's lock (by the kernel) or by its
@@ -342,13 +381,15 @@ unsafe impl Sync for Poll {}
 impl Poll {
     /// # Safety
     ///
-    /// `net` must outlive the returned `Poll`: the poll is owned by `net` itself (stopped at
-    /// the latest when `net`'s fields are dropped), so that every wakeup finds it alive.
-    pub(crate) unsafe fn new(net: &VhostNet, mask: u32, bit: u32) -> Result<Self> {
-        let data = core::ptr::from_ref(net).cast::<c_void>();
-        // SAFETY: allocation only; `data` is stored, and dereferenced by the wakeup only
-        // while the poll is started, which the caller's contract covers.
-        let raw = unsafe { vhost_rs_poll_alloc(mask, data, bit) };
+    /// `target` must outlive the returned `Poll`: the poll is owned by `target` itself
+    /// (stopped at the latest when its fields are dropped), so that every wakeup finds it
+    /// alive.
+    pub(crate) unsafe fn new<T: PollWake>(target: &T, mask: u32, bit: u32) -> Result<Self> {
+        let data = core::ptr::from_ref(target).cast::<c_void>();
+        // SAFETY: allocation only; `data` is stored, and dereferenced by the wakeup (through
+        // the trampoline for `T`) only while the poll is started, which the caller's
+        // contract covers.
+        let raw = unsafe { vhost_rs_poll_alloc(mask, poll_wake_trampoline::<T>, data, bit) };
         NonNull::new(raw).map(Self).ok_or(ENOMEM)
     }
 
@@ -376,51 +417,204 @@ impl Drop for Poll {
 }
 
 /// The device's worker thread: a `vhost_task` of the owner, or a kthread using the owner's
-/// mm, calling [`VhostNet::worker_run`] whenever woken.
+/// mm, calling [`WorkerOps::worker_run`] of its target whenever woken.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Worker {
     /// The running worker; the lock orders `wake` against `stop`, so a wakeup never sees a
     /// freed worker.
     #[pin]
-    raw: SpinLockIrq<Option<NonNull<RawWorker>>>,
+    raw: SpinLockIrq<Option<RawWorker>>,
 }
 
-// SAFETY: the raw worker is only used under the spinlock.
+/// A running worker thread (`struct vhost_worker` with its task).
+enum RawWorker {
+    /// `VHOST_FORK_OWNER_TASK`: a thread of the owner, sharing its mm, files and signals,
+    /// killed with it.
+    Task(NonNull<RawVhostTask>),
+    /// `VHOST_FORK_OWNER_KTHREAD`: a kthread that adopts the owner's mm (a reference it
+    /// holds in `ctx`) and runs `vhost_run_work_kthread_list()`'s loop.
+    Kthread {
+        task: NonNull<bindings::task_struct>,
+        ctx: KBox<KthreadCtx>,
+    },
+}
+
+/// What the kthread loop needs: the owner's mm (referenced), and the work to run.
+struct KthreadCtx {
+    mm: *mut bindings::mm_struct,
+    run: RunFn,
+    data: *const c_void,
+}
+
+// SAFETY: the raw worker is only used under the spinlock; its task and mm are reference
+// counted kernel objects usable from any thread.
 unsafe impl Send for Worker {}
 // SAFETY: as above.
 unsafe impl Sync for Worker {}
+
+/// The kthread's loop (`vhost_run_work_kthread_list()`): run work until there is none, then
+/// sleep until woken or told to stop.
+///
+/// # Safety
+///
+/// `data` is the thread's `KthreadCtx`, which outlives the thread (freed after
+/// `kthread_stop`), and whose `data` outlives it too (the contract of [`Worker::start`]).
+unsafe extern "C" fn kthread_fn(data: *mut c_void) -> c_int {
+    // SAFETY: the function's contract.
+    let ctx = unsafe { &*data.cast::<KthreadCtx>() };
+    // SAFETY: `ctx.mm` is referenced until after the thread exits.
+    unsafe { bindings::kthread_use_mm(ctx.mm) };
+    loop {
+        // SAFETY: changes the current task's state; the barrier pairs with kthread_stop().
+        unsafe { vhost_rs_set_interruptible() };
+        // SAFETY: called from a kthread.
+        if unsafe { bindings::kthread_should_stop() } {
+            set_running();
+            break;
+        }
+        // SAFETY: the function's contract.
+        if !unsafe { (ctx.run)(ctx.data) } {
+            // SAFETY: sleeps until woken (`wake_up_process`) or stopped.
+            unsafe { bindings::schedule() };
+        }
+    }
+    // SAFETY: adopted above.
+    unsafe { bindings::kthread_unuse_mm(ctx.mm) };
+    0
+}
+
+impl RawWorker {
+    /// `vhost_worker_create()`: a worker named `vhost-<owner pid>`, like vhost's.
+    ///
+    /// # Safety
+    ///
+    /// `data` is a live `T` that outlives the worker.
+    unsafe fn create<T: WorkerOps>(data: *const c_void, fork_owner: bool) -> Result<Self> {
+        let current = kernel::current!();
+        let name = CString::try_from_fmt(fmt!("vhost-{}", current.pid()))?;
+        if fork_owner {
+            // SAFETY: the trampolines are those of `T` and `data` a live `T` for as long as
+            // the task runs (the contract); `name` is copied.
+            let vtsk = unsafe {
+                vhost_task_create(
+                    worker_run_trampoline::<T>,
+                    worker_killed_trampoline::<T>,
+                    data,
+                    name.as_char_ptr(),
+                )
+            };
+            let vtsk = NonNull::new(kernel::error::from_err_ptr(vtsk)?).ok_or(ENOMEM)?;
+            // SAFETY: created above, not started yet.
+            unsafe { vhost_task_start(vtsk.as_ptr()) };
+            return Ok(RawWorker::Task(vtsk));
+        }
+        // SAFETY: `current` is the calling task; takes a reference on its mm, if any.
+        let mm = unsafe { bindings::get_task_mm(current.as_ptr()) };
+        if mm.is_null() {
+            return Err(EINVAL);
+        }
+        let ctx = match KBox::new(
+            KthreadCtx {
+                mm,
+                run: worker_run_trampoline::<T>,
+                data,
+            },
+            GFP_KERNEL,
+        ) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                // SAFETY: the reference taken above.
+                unsafe { bindings::mmput(mm) };
+                return Err(e.into());
+            }
+        };
+        let ctx_ptr = core::ptr::from_ref::<KthreadCtx>(&*ctx)
+            .cast_mut()
+            .cast::<c_void>();
+        // SAFETY: `kthread_fn`'s contract: `ctx` lives in the `RawWorker` until after
+        // `kthread_stop`; the format is "%s" with a NUL-terminated `name`.
+        let task = unsafe {
+            bindings::kthread_create_on_node(
+                Some(kthread_fn),
+                ctx_ptr,
+                bindings::NUMA_NO_NODE,
+                c"%s".as_char_ptr(),
+                name.as_char_ptr(),
+            )
+        };
+        let task = match kernel::error::from_err_ptr(task).map(NonNull::new) {
+            Ok(Some(t)) => t,
+            Ok(None) | Err(_) => {
+                // SAFETY: the reference taken above; the thread never ran.
+                unsafe { bindings::mmput(mm) };
+                return Err(kernel::error::from_err_ptr(task).err().unwrap_or(ENOMEM));
+            }
+        };
+        // SAFETY: `task` is a new thread; we keep a reference until `kthread_stop`.
+        unsafe {
+            bindings::get_task_struct(task.as_ptr());
+            bindings::wake_up_process(task.as_ptr());
+        }
+        Ok(RawWorker::Kthread { task, ctx })
+    }
+
+    /// Wakes the thread (`vhost_task_wake()` or `wake_up_process()`).
+    fn wake(&self) {
+        match self {
+            // SAFETY: the task is alive until `stop`.
+            RawWorker::Task(t) => unsafe { vhost_task_wake(t.as_ptr()) },
+            // SAFETY: we hold a reference on the task.
+            RawWorker::Kthread { task, .. } => unsafe {
+                bindings::wake_up_process(task.as_ptr());
+            },
+        }
+    }
+
+    /// Waits for the worker to finish its current round and exit, then frees it.
+    fn stop(self) {
+        match self {
+            // SAFETY: the task is ours; it is not used after this.
+            RawWorker::Task(t) => unsafe { vhost_task_stop(t.as_ptr()) },
+            RawWorker::Kthread { task, ctx } => {
+                // SAFETY: we hold a reference on the task; once it returns, the thread has
+                // exited and dropped its use of `ctx` and of the mm.
+                unsafe {
+                    bindings::kthread_stop(task.as_ptr());
+                    bindings::put_task_struct(task.as_ptr());
+                    bindings::mmput(ctx.mm);
+                }
+            }
+        }
+    }
+}
 
 impl Worker {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self { raw <- kernel::new_spinlock_irq!(None, "vhost_rs::Worker") })
     }
 
-    /// Starts a worker for `net`, forked from the calling task (the owner) when `fork_owner`.
+    /// Starts a worker for `target`, forked from the calling task (the owner) when
+    /// `fork_owner`.
     ///
     /// # Safety
     ///
-    /// `net` must outlive the worker: `self` is a field of `net`, and `net` stops it before
+    /// `target` must outlive the worker: `self` is part of `target`, which stops it before
     /// any of its other fields is dropped.
-    pub(crate) unsafe fn start(&self, net: &VhostNet, fork_owner: bool) -> Result {
-        let data = core::ptr::from_ref(net).cast::<c_void>();
-        let mut raw = core::ptr::null_mut();
-        // SAFETY: `raw` is a valid out-pointer; `data` stays valid per the contract.
-        to_result(unsafe { vhost_rs_worker_create(fork_owner, data, &mut raw) })?;
-        let raw = NonNull::new(raw).ok_or(ENOMEM)?;
+    pub(crate) unsafe fn start<T: WorkerOps>(&self, target: &T, fork_owner: bool) -> Result {
+        let data = core::ptr::from_ref(target).cast::<c_void>();
+        // SAFETY: `data` stays valid per the contract.
+        let raw = unsafe { RawWorker::create::<T>(data, fork_owner) }?;
         let old = self.raw.lock().replace(raw);
         if let Some(old) = old {
-            // SAFETY: `old` was a running worker we owned; no wakeup can reach it now.
-            unsafe { vhost_rs_worker_stop(old.as_ptr()) };
+            old.stop();
         }
         Ok(())
     }
 
     /// Wakes the worker, if there is one. Callable in atomic context.
     pub(crate) fn wake(&self) {
-        let raw = self.raw.lock();
-        if let Some(w) = *raw {
-            // SAFETY: the worker is alive while it is in the slot (we hold the lock).
-            unsafe { vhost_rs_worker_wake(w.as_ptr()) };
+        if let Some(w) = self.raw.lock().as_ref() {
+            w.wake();
         }
     }
 
@@ -429,8 +623,7 @@ impl Worker {
     pub(crate) fn stop(&self) {
         let raw = self.raw.lock().take();
         if let Some(w) = raw {
-            // SAFETY: taken out of the slot, so no wake can use it; we own it.
-            unsafe { vhost_rs_worker_stop(w.as_ptr()) };
+            w.stop();
         }
     }
 }
@@ -440,30 +633,6 @@ impl PinnedDrop for Worker {
     fn drop(self: Pin<&mut Self>) {
         self.stop();
     }
-}
-
-// The callbacks from helpers.c. Each `data` is the address of the `VhostNet` given to
-// `Poll::new` or `Worker::start`, which guarantee (by their contracts) that it is alive.
-
-#[no_mangle]
-extern "C" fn vhost_rs_poll_wake(data: *const c_void, bit: u32) {
-    // SAFETY: see above: `data` is a live `VhostNet`.
-    let net = unsafe { &*data.cast::<VhostNet>() };
-    net.poll_wake(bit);
-}
-
-#[no_mangle]
-extern "C" fn vhost_rs_worker_run(data: *const c_void) -> bool {
-    // SAFETY: see above: `data` is a live `VhostNet`.
-    let net = unsafe { &*data.cast::<VhostNet>() };
-    net.worker_run()
-}
-
-#[no_mangle]
-extern "C" fn vhost_rs_worker_killed(data: *const c_void) {
-    // SAFETY: see above: `data` is a live `VhostNet`.
-    let net = unsafe { &*data.cast::<VhostNet>() };
-    net.worker_killed();
 }
 
 impl Socket {
@@ -504,59 +673,147 @@ pub(crate) enum ZcState {
     Failed,
 }
 
-/// The ubufs of a zero-copy TX backend (`struct vhost_net_ubuf_ref` with the queue's
-/// `ubuf_info` array): a slot per buffer in flight, a completion per slot that marks it done
-/// and wakes the worker, and a count of those in flight that close and backend changes wait
-/// on. Dropping it waits for every buffer in flight.
-pub(crate) struct Zc(NonNull<RawZc>);
-
-// SAFETY: the slots are written by their completion (atomically, in C) and otherwise only
-// through `&mut self`; the count is atomic.
-unsafe impl Send for Zc {}
-// SAFETY: `&Zc` only reads atomics.
-unsafe impl Sync for Zc {}
-
-impl Zc {
-    /// Slots in the ring (`UIO_MAXIOV`, `VHOST_RS_ZC_SLOTS` in C; `new` checks they agree).
-    pub(crate) const SLOTS: usize = 1024;
-
-    /// # Safety
-    ///
-    /// `net` must outlive the returned `Zc`: it is owned by `net`'s device, and dropping it
-    /// waits for every completion, which is what dereferences `net`.
-    pub(crate) unsafe fn new(net: &VhostNet, bit: u32) -> Result<Self> {
-        // SAFETY: a constant; no preconditions.
-        if unsafe { vhost_rs_zc_slots() } as usize != Self::SLOTS {
-            return Err(EINVAL);
+impl ZcState {
+    const fn raw(self) -> i8 {
+        match self {
+            ZcState::Clear => 0,
+            ZcState::InProgress => 1,
+            ZcState::Done => 2,
+            ZcState::Failed => 3,
         }
-        let data = core::ptr::from_ref(net).cast::<c_void>();
-        // SAFETY: allocation only; `data` is dereferenced by completions, which the
-        // caller's contract covers.
-        let raw = unsafe { vhost_rs_zc_alloc(data, bit) };
-        NonNull::new(raw).map(Self).ok_or(ENOMEM)
     }
 
-    /// The state of `slot` (< `SLOTS`), with acquire ordering against its completion.
-    pub(crate) fn state(&self, slot: usize) -> ZcState {
-        // SAFETY: `self.0` is valid until drop; C bounds nothing, so we check.
-        match unsafe { vhost_rs_zc_state(self.0.as_ptr(), Self::slot(slot)) } {
+    const fn from_raw(v: i8) -> Self {
+        match v {
             1 => ZcState::InProgress,
             2 => ZcState::Done,
             3 => ZcState::Failed,
             _ => ZcState::Clear,
         }
     }
+}
+
+/// What completions share with the queue (`struct vhost_net_ubuf_ref` and the states of
+/// `vq->heads`): a reference count, 1 (ours) plus the buffers in flight, with the wait for
+/// it to drain; a state per slot; and whom a completion wakes.
+#[pin_data]
+struct ZcShared {
+    refcount: Atomic<i32>,
+    state: [Atomic<i8>; Zc::SLOTS],
+    wake: WakeFn,
+    data: *const c_void,
+    bit: u32,
+    /// Orders the drain's wait against the last completion's notification.
+    #[pin]
+    lock: SpinLockIrq<()>,
+    #[pin]
+    drained: CondVar,
+}
+
+impl ZcShared {
+    /// `vhost_net_ubuf_put()`: drops a reference; the last one wakes the drain's wait.
+    /// Returns the references left. Inside an RCU read section: the wait's owner frees
+    /// `self` only after a grace period.
+    fn put(&self) -> i32 {
+        let _rcu = rcu::read_lock();
+        let left = self.refcount.fetch_sub(1, Full) - 1;
+        if left == 0 {
+            // Taken and dropped: a waiter has either not checked the count yet, or is
+            // already on the condition variable's queue.
+            drop(self.lock.lock());
+            self.drained.notify_all();
+        }
+        left
+    }
+}
+
+/// The ubufs of a zero-copy TX backend (`struct vhost_net_ubuf_ref` with the queue's
+/// `ubuf_info` array): a slot per buffer in flight, a completion per slot that marks it done
+/// and wakes the worker, and a count of those in flight that close and backend changes wait
+/// on. Dropping it waits for every buffer in flight.
+pub(crate) struct Zc {
+    shared: Pin<KBox<ZcShared>>,
+    /// `SLOTS` `struct ubuf_info_msgzc`, one per slot, set up at each send.
+    ubufs: NonNull<RawUbuf>,
+}
+
+// SAFETY: the slots are written by their completion (atomically) and otherwise only through
+// `&mut self`; the count is atomic; `data` is a device that outlives us (the contract of
+// `new`) and is only used to wake it, which may be done from any thread.
+unsafe impl Send for Zc {}
+// SAFETY: `&Zc` only reads atomics.
+unsafe impl Sync for Zc {}
+
+/// The completion of slot `slot` (`vhost_zerocopy_complete()`), called by helpers.c once the
+/// network stack has let go of the slot's pages: marks the slot and wakes the device when
+/// the last buffer completes, and every 16th, so that rounds stay batched (as vhost-net).
+///
+/// # Safety
+///
+/// `ctx` is the `ZcShared` of a live [`Zc`], given to `vhost_rs_zc_sendmsg` with the slot;
+/// a `Zc` is freed only after every completion and an RCU grace period.
+#[no_mangle]
+unsafe extern "C" fn vhost_rs_zc_complete(ctx: *const c_void, slot: u32, success: bool) {
+    let _rcu = rcu::read_lock();
+    // SAFETY: the function's contract; we are inside an RCU read section, which the `Zc`'s
+    // drop waits out before freeing.
+    let zc = unsafe { &*ctx.cast::<ZcShared>() };
+    let state = if success {
+        ZcState::Done
+    } else {
+        ZcState::Failed
+    };
+    if let Some(s) = zc.state.get(slot as usize) {
+        s.store(state.raw(), Release);
+    }
+    let left = zc.put();
+    if left <= 1 || left % 16 == 0 {
+        // SAFETY: `data` is a live device of the type `wake` was made for (the contract of
+        // `Zc::new`: the device outlives the `Zc`, which outlives its completions).
+        unsafe { (zc.wake)(zc.data, zc.bit) };
+    }
+}
+
+impl Zc {
+    /// Slots in the ring (`UIO_MAXIOV`).
+    pub(crate) const SLOTS: usize = 1024;
+
+    /// A completion wakes `target` with `bit`.
+    ///
+    /// # Safety
+    ///
+    /// `target` must outlive the returned `Zc`: it is owned by `target`'s device, and
+    /// dropping it waits for every completion, which is what dereferences `target`.
+    pub(crate) unsafe fn new<T: PollWake>(target: &T, bit: u32) -> Result<Self> {
+        let data = core::ptr::from_ref(target).cast::<c_void>();
+        let shared = KBox::pin_init(
+            pin_init!(ZcShared {
+                refcount: Atomic::new(1),
+                state: [const { Atomic::new(0) }; Zc::SLOTS],
+                wake: poll_wake_trampoline::<T> as WakeFn,
+                data,
+                bit,
+                lock <- kernel::new_spinlock_irq!((), "vhost_rs::Zc::lock"),
+                drained <- kernel::new_condvar!("vhost_rs::Zc::drained"),
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: allocation only.
+        let ubufs = unsafe { vhost_rs_ubufs_alloc(Self::SLOTS as u32) };
+        Ok(Self {
+            shared,
+            ubufs: NonNull::new(ubufs).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// The state of `slot`, with acquire ordering against its completion.
+    pub(crate) fn state(&self, slot: usize) -> ZcState {
+        ZcState::from_raw(self.shared.state[slot % Self::SLOTS].load(Acquire))
+    }
 
     /// Sets a slot that is not in flight.
     pub(crate) fn set_state(&mut self, slot: usize, state: ZcState) {
-        let v = match state {
-            ZcState::Clear => 0,
-            ZcState::InProgress => 1,
-            ZcState::Done => 2,
-            ZcState::Failed => 3,
-        };
-        // SAFETY: `self.0` is valid until drop; the slot is ours (not in flight).
-        unsafe { vhost_rs_zc_set_state(self.0.as_ptr(), Self::slot(slot), v) }
+        self.shared.state[slot % Self::SLOTS].store(state.raw(), Relaxed);
     }
 
     /// Sends the owner memory `iov` from `sock` as pinned pages with slot `slot`'s ubuf,
@@ -569,44 +826,58 @@ impl Zc {
         iov: &[Iov],
         len: usize,
     ) -> Result<usize> {
-        // SAFETY: as `Socket::sendmsg`; the slot is free (the caller's ring guarantees it),
-        // and `self` stays alive until its completion (drop waits).
+        let slot = slot % Self::SLOTS;
+        self.set_state(slot, ZcState::InProgress);
+        self.shared.refcount.fetch_add(1, Relaxed);
+        let ctx = core::ptr::from_ref::<ZcShared>(&*self.shared).cast::<c_void>();
+        // SAFETY: as `Socket::sendmsg` for `iov`; `slot` < `SLOTS`, the size of `ubufs`, and
+        // the slot is free (the caller's ring guarantees it); `ctx` stays valid until its
+        // completion (drop waits for it).
         let r = unsafe {
             vhost_rs_zc_sendmsg(
-                self.0.as_ptr(),
-                Self::slot(slot),
+                self.ubufs.as_ptr(),
+                slot as u32,
+                ctx,
                 sock.0.as_ptr(),
                 iov.as_ptr(),
                 iov.len(),
                 len,
             )
         };
+        // A ubuf the socket never took gets no completion: drop its reference here.
+        if r < 0 && self.state(slot) == ZcState::InProgress {
+            self.shared.put();
+        }
         usize::try_from(r).map_err(|_| Error::from_errno(r))
     }
 
     /// Buffers in flight.
     pub(crate) fn inflight(&self) -> usize {
-        // SAFETY: an atomic read.
-        unsafe { vhost_rs_zc_inflight(self.0.as_ptr()).max(0) as usize }
+        (self.shared.refcount.load(Relaxed) - 1).max(0) as usize
     }
 
-    /// Waits until every buffer in flight has completed (uninterruptibly, as vhost-net).
+    /// Waits until every buffer in flight has completed, uninterruptibly, as vhost-net
+    /// (`vhost_net_ubuf_put_and_wait()`); then takes our reference again, so that the ring
+    /// can go on.
     pub(crate) fn wait(&mut self) {
-        // SAFETY: `self.0` is valid; we hold the base reference, which `wait` drops and
-        // takes again.
-        unsafe { vhost_rs_zc_wait(self.0.as_ptr()) }
-    }
-
-    fn slot(slot: usize) -> u32 {
-        (slot % Self::SLOTS) as u32
+        self.shared.put();
+        let mut guard = self.shared.lock.lock();
+        while self.shared.refcount.load(Acquire) != 0 {
+            self.shared.drained.wait(&mut guard);
+        }
+        drop(guard);
+        self.shared.refcount.store(1, Release);
     }
 }
 
 impl Drop for Zc {
     fn drop(&mut self) {
         self.wait();
-        // SAFETY: nothing is in flight; `free` waits out completions still unwinding.
-        unsafe { vhost_rs_zc_free(self.0.as_ptr()) }
+        // A completion may still be inside its RCU read section, after its last touch of
+        // the count: let it finish before the memory goes.
+        rcu::synchronize_rcu();
+        // SAFETY: we own the allocation, and no completion can use it any more.
+        unsafe { vhost_rs_ubufs_free(self.ubufs.as_ptr()) }
     }
 }
 
@@ -711,76 +982,124 @@ pub(crate) fn debugfs_root() -> Option<Dir> {
 }
 
 /// RX packets taken from a tun/tap or macvtap socket's ring 64 at a time (`struct
-/// vhost_net_buf`). Attached to the RX backend; whatever is still batched goes back to the
-/// socket's ring when it is detached or dropped.
-pub(crate) struct RxQueue(NonNull<RawRxq>);
+/// vhost_net_buf`): `queue[head..tail]` are taken and not yet received. Attached to the RX
+/// backend; whatever is still batched goes back to the socket's ring when it is detached
+/// or dropped.
+pub(crate) struct RxQueue {
+    /// The attached socket's ring; `None` for a socket without one (then packets are
+    /// received one by one from the socket itself).
+    ring: Option<NonNull<RawPtrRing>>,
+    head: usize,
+    tail: usize,
+    queue: [*mut c_void; RX_BATCH],
+}
 
-// SAFETY: only used through `&mut self`, under the device mutex.
+/// Packets taken from the ring at a time (`VHOST_NET_BATCH`).
+const RX_BATCH: usize = 64;
+
+// SAFETY: only used through `&mut self`, under the device mutex; the pointers are packets
+// we own (taken from the ring) and a ring kept alive by the attached socket.
 unsafe impl Send for RxQueue {}
 // SAFETY: `&RxQueue` gives no access.
 unsafe impl Sync for RxQueue {}
 
 impl RxQueue {
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: allocation only.
-        NonNull::new(unsafe { vhost_rs_rxq_alloc() })
-            .map(Self)
-            .ok_or(ENOMEM)
+    pub(crate) fn new() -> Self {
+        Self {
+            ring: None,
+            head: 0,
+            tail: 0,
+            queue: [core::ptr::null_mut(); RX_BATCH],
+        }
+    }
+
+    /// `vhost_net_buf_unproduce()`: what is batched goes back to the front of the ring, in
+    /// order.
+    fn unproduce(&mut self) {
+        if let Some(ring) = self.ring {
+            if self.tail > self.head {
+                let batch = &mut self.queue[self.head..self.tail];
+                // SAFETY: the ring is alive (its socket is still attached, the contract of
+                // `attach`); the packets were taken from it and are ours to give back.
+                unsafe {
+                    vhost_rs_ptr_ring_unconsume(
+                        ring.as_ptr(),
+                        batch.as_mut_ptr(),
+                        batch.len() as i32,
+                    )
+                };
+            }
+        }
+        self.head = 0;
+        self.tail = 0;
     }
 
     /// Batches from `sock`'s ring from now on, if it has one (`None`: from nothing). What
     /// was batched from the previous socket goes back to its ring first, so the caller
     /// calls this while that socket is still held.
     pub(crate) fn attach(&mut self, sock: Option<&Socket>) {
-        let raw = sock.map_or(core::ptr::null_mut(), |s| s.0.as_ptr());
-        // SAFETY: `self.0` is valid; `raw` is null or a live socket, the one the queue
-        // batches from until the next attach.
-        unsafe { vhost_rs_rxq_attach(self.0.as_ptr(), raw) }
+        self.unproduce();
+        // SAFETY: `sock` is live; the ring it returns lives as long as the socket's file,
+        // which stays attached (held by the caller) until the next `attach`.
+        self.ring =
+            sock.and_then(|s| NonNull::new(unsafe { vhost_rs_sock_ptr_ring(s.0.as_ptr()) }));
     }
 
     /// The length of the next packet of `sock` (the socket attached), or 0; and how many
     /// packets a refill of the batch took from the socket's ring just now (or 0).
     pub(crate) fn peek_len(&mut self, sock: &Socket) -> (usize, usize) {
-        let mut taken = 0i32;
-        // SAFETY: `self.0` is valid; an attached ring belongs to a socket we hold; `taken`
-        // is a local the call writes.
-        let r = unsafe {
-            if vhost_rs_rxq_active(self.0.as_ptr()) {
-                vhost_rs_rxq_peek_len(self.0.as_ptr(), &mut taken)
-            } else {
-                vhost_rs_sock_peek_len(sock.0.as_ptr())
-            }
+        let Some(ring) = self.ring else {
+            return (sock.peek_len(), 0);
         };
-        (
-            usize::try_from(r).unwrap_or(0),
-            usize::try_from(taken).unwrap_or(0),
-        )
+        let mut taken = 0;
+        if self.head == self.tail {
+            // SAFETY: the ring belongs to `sock`, which is live; `queue` has room for
+            // `RX_BATCH` pointers.
+            let n = unsafe {
+                vhost_rs_ptr_ring_consume(
+                    ring.as_ptr(),
+                    sock.0.as_ptr(),
+                    self.queue.as_mut_ptr(),
+                    RX_BATCH as i32,
+                )
+            };
+            self.head = 0;
+            self.tail = usize::try_from(n).unwrap_or(0).min(RX_BATCH);
+            taken = self.tail;
+            if self.tail == 0 {
+                return (0, 0);
+            }
+        }
+        // SAFETY: `queue[head]` is a packet taken from the ring and not yet received.
+        let len = unsafe { vhost_rs_rx_ptr_len(self.queue[self.head]) };
+        (usize::try_from(len).unwrap_or(0), taken)
     }
 
-    /// Receives the packet `peek_len` announced into the owner memory `iov`, as
-    /// `Socket::recvmsg` (which it is without a ring).
+    /// Receives the packet `peek_len` announced into the owner memory `iov`: the batch's
+    /// next, or the socket's own without a ring.
     pub(crate) fn recvmsg(&mut self, sock: &Socket, iov: &[Iov], len: usize) -> Result<usize> {
-        // SAFETY: as `Socket::recvmsg`; the batch holds the packet `peek_len` saw.
-        let r = unsafe {
-            if vhost_rs_rxq_active(self.0.as_ptr()) {
-                vhost_rs_rxq_recvmsg(
-                    self.0.as_ptr(),
-                    sock.0.as_ptr(),
-                    iov.as_ptr(),
-                    iov.len(),
-                    len,
-                )
-            } else {
-                vhost_rs_sock_recvmsg(sock.0.as_ptr(), iov.as_ptr(), iov.len(), len)
+        let ptr = if self.ring.is_some() {
+            if self.head == self.tail {
+                return Err(EAGAIN);
             }
+            let p = self.queue[self.head];
+            self.head += 1;
+            p
+        } else {
+            core::ptr::null_mut()
         };
+        // SAFETY: as `Socket::sendmsg` for `iov`; `ptr` is null or a packet taken from the
+        // socket's ring, which the socket's recvmsg consumes (frees) whatever it returns.
+        let r =
+            unsafe { vhost_rs_sock_recvmsg(sock.0.as_ptr(), ptr, iov.as_ptr(), iov.len(), len) };
         usize::try_from(r).map_err(|_| Error::from_errno(r))
     }
 }
 
 impl Drop for RxQueue {
     fn drop(&mut self) {
-        // SAFETY: we own the allocation; the owner detached it before its socket went.
-        unsafe { vhost_rs_rxq_free(self.0.as_ptr()) }
+        // The owner detached it before its socket went (`attach(None)`); if not, this
+        // gives the packets back to a ring that is still alive.
+        self.unproduce();
     }
 }
