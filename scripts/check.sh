@@ -40,6 +40,15 @@ main() {
 	else
 		fail=$((fail + 1))
 	fi
+	# The module's layering: imports only downward, no cycle, unsafe where allowed (issue 14).
+	out=$(python3 "$here/layers.py" "$repo")
+	local lrc=$?
+	printf '%s\n' "$out"
+	if [ "$lrc" = 0 ] && grep -q '^ok 1 ' <<<"$out"; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+	fi
 	if ! "$here/kernel.sh"; then
 		stage_failed "the test kernel did not build (scripts/kernel.sh)"
 		finish
