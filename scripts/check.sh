@@ -13,6 +13,18 @@ mkdir -p "$repo/.vm-logs"
 main() {
 	local pass=0 fail=0 skip=0 stage_fail=0 out t0
 	stage_failed() { echo "check: FAILED: $*"; stage_fail=$((stage_fail + 1)); }
+	# One case run on the host: CMD prints `ok 1 NAME` or `not ok 1 NAME` and exits 0 on ok.
+	host_case() {
+		local out rc
+		out=$("$@")
+		rc=$?
+		printf '%s\n' "$out"
+		if [ "$rc" = 0 ] && grep -q '^ok 1 ' <<<"$out"; then
+			pass=$((pass + 1))
+		else
+			fail=$((fail + 1))
+		fi
+	}
 	finish() {
 		fail=$((fail + stage_fail))
 		local line="$pass passed, $fail failed"
@@ -31,24 +43,10 @@ main() {
 		finish
 		return 1
 	fi
-	# Every command the scripts and virtme-ng run, found from a bare PATH (issue 13); one case.
-	out=$(env -i HOME="$HOME" VHOST_RS_CACHE="$VHOST_RS_CACHE" bash "$here/tools.sh")
-	local trc=$?
-	printf '%s\n' "$out"
-	if [ "$trc" = 0 ] && grep -q '^ok 1 ' <<<"$out"; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-	fi
+	# Every command the scripts and virtme-ng run, found from a bare PATH (issue 13).
+	host_case env -i HOME="$HOME" VHOST_RS_CACHE="$VHOST_RS_CACHE" bash "$here/tools.sh"
 	# The module's layering: imports only downward, no cycle, unsafe where allowed (issue 14).
-	out=$(python3 "$here/layers.py" "$repo")
-	local lrc=$?
-	printf '%s\n' "$out"
-	if [ "$lrc" = 0 ] && grep -q '^ok 1 ' <<<"$out"; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-	fi
+	host_case python3 "$here/layers.py" "$repo"
 	if ! "$here/kernel.sh"; then
 		stage_failed "the test kernel did not build (scripts/kernel.sh)"
 		finish
@@ -88,14 +86,7 @@ main() {
 	if [ -f tests/fuzz/Cargo.toml ]; then
 		# A bounded libFuzzer run of ring.rs (make fuzz runs it long); one case.
 		step "ring.rs under libFuzzer for ${VHOST_RS_FUZZ_HOST_SECONDS:-60} s (scripts/fuzz-host.sh)"
-		out=$("$here/fuzz-host.sh" "${VHOST_RS_FUZZ_HOST_SECONDS:-60}")
-		local frc=$?
-		printf '%s\n' "$out"
-		if [ "$frc" = 0 ] && grep -q '^ok 1 ' <<<"$out"; then
-			pass=$((pass + 1))
-		else
-			fail=$((fail + 1))
-		fi
+		host_case "$here/fuzz-host.sh" "${VHOST_RS_FUZZ_HOST_SECONDS:-60}"
 	fi
 
 	step "tests in the VM (scripts/vm.sh tests/run_vm.sh)"
