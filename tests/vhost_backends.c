@@ -31,6 +31,7 @@
 
 #include "vhost_test.h"
 #include "guest.h"
+#include "frames.h"
 
 #define F(b)	(1ULL << (b))
 #define TMO	5000	/* ms: any single wait */
@@ -102,90 +103,6 @@ static int veth_create(const char *va, const char *vb)
 	if (run("ip link set %s up && ip link set %s up", va, vb))
 		FAIL("cannot bring up %s/%s", va, vb);
 	return R_PASS;
-}
-
-/* ---- frames ------------------------------------------------------------------------- */
-
-static const uint8_t mac_default[6] = { 0x02, 0, 0x5e, 0, 0, 0x02 };
-static const uint8_t mac_src[6] = { 0x02, 0, 0, 0, 0, 0x01 };
-
-/* An Ethernet frame to @dst (NULL: a nobody), a local experimental type, @seq at byte 14. */
-static void mk_frame(uint8_t *f, size_t len, uint32_t seq, const uint8_t *dst)
-{
-	size_t i;
-
-	memcpy(f, dst ? dst : mac_default, 6);
-	memcpy(f + 6, mac_src, 6);
-	f[12] = 0x88;
-	f[13] = 0xb5;
-	f[14] = seq >> 24;
-	f[15] = seq >> 16;
-	f[16] = seq >> 8;
-	f[17] = seq;
-	for (i = 18; i < len; i++)
-		f[i] = (uint8_t)(i * 7 + seq * 13 + (i >> 8));
-}
-
-static uint32_t frame_seq(const uint8_t *f)
-{
-	return (uint32_t)f[14] << 24 | f[15] << 16 | f[16] << 8 | f[17];
-}
-
-static uint16_t csum16(const uint8_t *p, size_t len)
-{
-	uint32_t sum = 0;
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (p[i] << 8) | p[i + 1];
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return ~sum;
-}
-
-/* A UDP/IPv4 frame of @len bytes, source port 1000 + @seq (one flow each), @seq at 42. */
-static void mk_udp(uint8_t *f, size_t len, uint32_t seq)
-{
-	uint8_t *ip = f + 14, *udp = f + 34;
-	uint16_t c;
-	size_t i;
-
-	memcpy(f, mac_default, 6);
-	memcpy(f + 6, mac_src, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	memset(ip, 0, 28);
-	ip[0] = 0x45;
-	ip[2] = (len - 14) >> 8;
-	ip[3] = (len - 14) & 0xff;
-	ip[8] = 64;
-	ip[9] = 17;
-	memcpy(ip + 12, "\x0a\x00\x00\x01\x0a\x00\x00\x02", 8);
-	c = csum16(ip, 20);
-	ip[10] = c >> 8;
-	ip[11] = c & 0xff;
-	udp[0] = (1000 + seq) >> 8;
-	udp[1] = (1000 + seq) & 0xff;
-	udp[2] = 2000 >> 8;
-	udp[3] = 2000 & 0xff;
-	udp[4] = (len - 34) >> 8;
-	udp[5] = (len - 34) & 0xff;
-	f[42] = seq >> 24;
-	f[43] = seq >> 16;
-	f[44] = seq >> 8;
-	f[45] = seq;
-	for (i = 46; i < len; i++)
-		f[i] = (uint8_t)(i * 5 + seq * 3);
-}
-
-static int first_diff(const uint8_t *a, const uint8_t *b, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (a[i] != b[i])
-			return (int)i;
-	return -1;
 }
 
 /* ---- one device ------------------------------------------------------------------------ */
@@ -464,7 +381,7 @@ static int dev_txrx(struct dev *d, int cap, int snd, int rx_if, const uint8_t *d
 
 	for (i = 0; i < 2; i++) {
 		snprintf(what, sizeof(what), "TX %zu bytes", lens[i]);
-		mk_frame(f, lens[i], seed + i, NULL);
+		frame_eth_seq(f, lens[i], seed + i, NULL);
 		if (dev_tx_one(d, f, lens[i]) != R_PASS || cap_expect(cap, d->name, f, lens[i], what) != R_PASS)
 			return R_FAIL;
 	}
@@ -472,7 +389,7 @@ static int dev_txrx(struct dev *d, int cap, int snd, int rx_if, const uint8_t *d
 		return R_FAIL;
 	for (i = 0; i < 2; i++) {
 		snprintf(what, sizeof(what), "RX %zu bytes", lens[i]);
-		mk_frame(f, lens[i], seed + 10 + i, dst);
+		frame_eth_seq(f, lens[i], seed + 10 + i, dst);
 		r = pkt_send(snd, rx_if, f, lens[i]);
 		if (r)
 			FAIL("%s: sending %zu bytes from ifindex %d: %s", d->name, lens[i], rx_if,
@@ -725,13 +642,13 @@ static int case_multiqueue(const char *path)
 			r = dev_rx_post(&d[k], 64);
 	}
 	for (k = 0; r == R_PASS && k < 2; k++) {
-		mk_frame(f, 100 + k, 300 + k, NULL);
+		frame_eth_seq(f, 100 + k, 300 + k, NULL);
 		r = dev_tx_one(&d[k], f, 100 + k);
 		if (r == R_PASS)
 			r = cap_expect(tc.cap, d[k].name, f, 100 + k, k ? "TX on queue 1" : "TX on queue 0");
 	}
 	for (i = 0; r == R_PASS && i < NF; i++) {
-		mk_udp(f, 200, i);
+		frame_udp4_seq(f, 200, i);
 		if (pkt_send(tc.snd, tc.t.ifindex, f, 200)) {
 			ktap_diag("sending UDP flow %d into %s: %s", i, tc.t.name, strerror(errno));
 			r = R_FAIL;
@@ -759,7 +676,7 @@ static int case_multiqueue(const char *path)
 				r = R_FAIL;
 				break;
 			}
-			mk_udp(f, 200, seq);
+			frame_udp4_seq(f, 200, seq);
 			if (first_diff(got, f, 200) >= 0) {
 				ktap_diag("%s (queue %d): RX flow %u differs at byte %d", d[k].name, k, seq,
 					  first_diff(got, f, 200));
@@ -888,7 +805,7 @@ static int case_swap(const char *path)
 		if (s.finished && stop_at == NMAX)
 			stop_at = sent + 300 < NMAX ? sent + 300 : NMAX;
 		while (sent < stop_at && d.tx.nfree) {
-			mk_frame(f, LEN, sent, NULL);
+			frame_eth_seq(f, LEN, sent, NULL);
 			if (dev_tx_add(&d, f, LEN) < 0)
 				break;
 			sent++;
@@ -945,7 +862,7 @@ static int case_swap(const char *path)
 		while ((n = pkt_recv(cap, got, sizeof(got), 300)) >= 0) {
 			uint32_t seq = frame_seq(got);
 
-			mk_frame(f, LEN, seq, NULL);
+			frame_eth_seq(f, LEN, seq, NULL);
 			if (n != LEN || (int)seq >= sent || first_diff(got, f, LEN) >= 0) {
 				ktap_diag("%s: tap %c: a frame of %d bytes, seq %u, not one we sent", d.name,
 					  i ? 'B' : 'A', n, seq);
@@ -1119,7 +1036,7 @@ static int case_dirty_log(const char *path)
 		while (read(logfd, &v, sizeof(v)) == sizeof(v))
 			;
 	}
-	mk_frame(f, sizeof(f), 500, NULL);
+	frame_eth_seq(f, sizeof(f), 500, NULL);
 	if ((i = pkt_send(tc.snd, tc.t.ifindex, f, sizeof(f)))) {
 		ktap_diag("sending 3000 bytes into %s: %s", tc.t.name, strerror(-i));
 		goto out;
@@ -1230,7 +1147,7 @@ static void tx_pump_forever(struct dev *d, int wfd)
 
 	for (;;) {
 		while (d->tx.nfree) {
-			mk_frame(f, 200, 0x100000 + seq++, NULL);
+			frame_eth_seq(f, 200, 0x100000 + seq++, NULL);
 			if (dev_tx_add(d, f, 200) < 0)
 				break;
 		}
@@ -1334,7 +1251,7 @@ static int case_owner_killed(const char *path)
 		r = dev_backend(&d, tc.t.fd);
 	if (r != R_PASS)
 		goto out;
-	mk_frame(f, 300, 777, NULL);
+	frame_eth_seq(f, 300, 777, NULL);
 	r = dev_tx_one(&d, f, 300);
 	if (r != R_PASS)
 		goto out;
@@ -1429,7 +1346,7 @@ static int case_owner_exits(const char *path)
 		alarm(60);
 		if (dev_setup(&d, QEMU_FEATURES, -1) != R_PASS || dev_backend(&d, tc.t.fd) != R_PASS)
 			_exit(2);
-		mk_frame(f, 120, 800, NULL);
+		frame_eth_seq(f, 120, 800, NULL);
 		if (dev_tx_one(&d, f, 120) != R_PASS)
 			_exit(3);
 		if (write(pfd[1], "k", 1) != 1)
@@ -1454,7 +1371,7 @@ static int case_owner_exits(const char *path)
 			kill(pid, SIGKILL);
 		goto out;
 	}
-	mk_frame(f, 120, 800, NULL);
+	frame_eth_seq(f, 120, 800, NULL);
 	if (cap_expect(tc.cap, d.name, f, 120, "frame from the owner child") != R_PASS)
 		goto out;
 	/* Our copy of the TX ring state: the child used one frame. */
@@ -1476,7 +1393,7 @@ static int case_owner_exits(const char *path)
 	}
 	/* A frame kicked now: the owner (and its worker) are gone, nothing may be sent. */
 	pkt_drain(tc.cap);
-	mk_frame(f, 130, 801, NULL);
+	frame_eth_seq(f, 130, 801, NULL);
 	{
 		struct vr_seg s = { dev_slot(0) + 5 * SLOT, HDR_LEN + 130, false };
 		uint8_t z[HDR_LEN] = { 0 };
@@ -1536,7 +1453,7 @@ static void *inject_thread(void *arg)
 	uint32_t seq = 0;
 
 	while (!x->stop) {
-		mk_frame(f, 60, 0x200000 + seq++, NULL);
+		frame_eth_seq(f, 60, 0x200000 + seq++, NULL);
 		if (!pkt_send(x->snd, x->ifindex, f, 60))
 			x->sent++;
 		sleep_ms(1);
@@ -1608,7 +1525,7 @@ static int case_tap_deleted(const char *path)
 		bool added = false;
 
 		while (d.tx.nfree > 1) {
-			mk_frame(f, 200, sent, NULL);
+			frame_eth_seq(f, 200, sent, NULL);
 			if (dev_tx_add(&d, f, 200) < 0)
 				break;
 			sent++;
@@ -1771,7 +1688,7 @@ static int case_ring_index_atomic(const char *path)
 	end = now_ms() + 8000;
 	while (now_ms() < end) {
 		for (k = 0; k < 8 && d.tx.nfree > 1; k++) {
-			mk_frame(f, 60, sent, NULL);
+			frame_eth_seq(f, 60, sent, NULL);
 			if (dev_tx_add(&d, f, 60) < 0)
 				break;
 			sent++;
@@ -2151,7 +2068,7 @@ static int case_ioctl_races(const char *path)
 		}
 		while (now_ms() < end) {
 			while (d.tx.nfree > 1 && !phase) {
-				mk_frame(f, 200, sent, NULL);
+				frame_eth_seq(f, 200, sent, NULL);
 				if (dev_tx_add(&d, f, 200) < 0)
 					break;
 				sent++;
@@ -2169,7 +2086,7 @@ static int case_ioctl_races(const char *path)
 					break;
 				}
 				used += n;
-				mk_frame(f, 60, 0x400000 + sent, NULL);
+				frame_eth_seq(f, 60, 0x400000 + sent, NULL);
 				pkt_send(a.snd, a.t.ifindex, f, 60);
 				pkt_send(b.snd, b.t.ifindex, f, 60);
 			}
@@ -2384,7 +2301,7 @@ static void busy_child(const char *path, int rfd, int wfd)
 	    dev_setup(&d, QEMU_FEATURES, -1) != R_PASS || set_busyloop(d.vfd, 1, 20000000) ||
 	    dev_backend(&d, tc.t.fd) != R_PASS)
 		_exit(1);
-	mk_frame(f, 60, 0x600000, NULL);
+	frame_eth_seq(f, 60, 0x600000, NULL);
 	do {
 		if (dev_tx_one(&d, f, 60) != R_PASS)
 			_exit(1);
@@ -2457,13 +2374,13 @@ static int case_busy_poll(const char *path)
 	if ((r = set_backend(d.vfd, 1, -1)) || (r = set_busyloop(d.vfd, 1, 5000000)) ||
 	    (r = set_backend(d.vfd, 1, tc.t.fd)))
 		FAIL("%s: TX timeout 5 s: %s", d.name, errno_name(-r));
-	mk_frame(f, 60, 0x620000, NULL);
+	frame_eth_seq(f, 60, 0x620000, NULL);
 	if (dev_tx_one(&d, f, 60) != R_PASS || cap_expect(tc.cap, d.name, f, 60, "TX before the poll"))
 		return R_FAIL;
 	if (dev_rx_post(&d, 4) != R_PASS)
 		return R_FAIL;
 	sleep_ms(200);
-	mk_frame(f, 60, 0x630000, NULL);
+	frame_eth_seq(f, 60, 0x630000, NULL);
 	t0 = now_ms();
 	if (pkt_send(tc.snd, tc.t.ifindex, f, 60))
 		FAIL("%s: sending into the tap: %s", d.name, strerror(errno));
@@ -2589,13 +2506,13 @@ static int case_worker_faults(const char *path)
 	end = now_ms() + 2000;
 	while (now_ms() < end) {
 		while (d.tx.nfree > 1) {
-			mk_frame(f, 1 + (sent % 3) * 700, sent, NULL);
+			frame_eth_seq(f, 1 + (sent % 3) * 700, sent, NULL);
 			if (dev_tx_add(&d, f, 1 + (sent % 3) * 700) < 0)
 				break;
 			sent++;
 		}
 		vr_kick(&d.tx);
-		mk_frame(f, 60, 0x700000 + sent, NULL);
+		frame_eth_seq(f, 60, 0x700000 + sent, NULL);
 		pkt_send(tc.snd, tc.t.ifindex, f, 60);
 		n = dev_tx_reclaim(&d);
 		if (n < 0) {
@@ -2682,7 +2599,7 @@ static int case_tx_batching(const char *path)
 		b0 = counter(&d, "tx", "batches");
 		p0 = counter(&d, "tx", "batched");
 		for (i = 0; i < N; i++) {
-			mk_frame(frames[i], 60 + i * 20, 0x300000 + round * N + i, NULL);
+			frame_eth_seq(frames[i], 60 + i * 20, 0x300000 + round * N + i, NULL);
 			if (dev_tx_add(&d, frames[i], 60 + i * 20) < 0) {
 				ktap_diag("%s: TX ring full", d.name);
 				r = R_FAIL;
@@ -2748,7 +2665,7 @@ static int case_rx_batching(const char *path)
 
 	r = tap_dev(&tc, &d, path);
 	for (i = 0; i < N && r == R_PASS; i++) {
-		mk_frame(frames[i], 100 + i * 50, 0x310000 + i, NULL);
+		frame_eth_seq(frames[i], 100 + i * 50, 0x310000 + i, NULL);
 		if (pkt_send(tc.snd, tc.t.ifindex, frames[i], 100 + i * 50)) {
 			ktap_diag("%s: sending frame %d into the tap: %s", d.name, i, strerror(errno));
 			r = R_FAIL;
@@ -2773,7 +2690,7 @@ static int case_rx_batching(const char *path)
 	if (r == R_PASS && vr_used_pending(&d.rx))
 		FAIL("%s: %u RX buffers used beyond the %d frames sent", d.name, vr_used_pending(&d.rx), N);
 	for (i = 0; i < M && r == R_PASS; i++) {
-		mk_frame(frames[i], 60 + (i * 37) % 1400, 0x320000 + i, NULL);
+		frame_eth_seq(frames[i], 60 + (i * 37) % 1400, 0x320000 + i, NULL);
 		if (pkt_send(tc.snd, tc.t.ifindex, frames[i], 60 + (i * 37) % 1400)) {
 			ktap_diag("%s: sending frame %d into the tap: %s", d.name, i, strerror(errno));
 			r = R_FAIL;
@@ -3019,7 +2936,7 @@ static void zc_frames(uint8_t (*frames)[SLOT], size_t *lens, int n, uint32_t seq
 
 	for (i = 0; i < n; i++) {
 		lens[i] = len0 + (size_t)i * step;
-		mk_frame(frames[i], lens[i], seq0 + i, NULL);
+		frame_eth_seq(frames[i], lens[i], seq0 + i, NULL);
 	}
 }
 
