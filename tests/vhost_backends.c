@@ -617,10 +617,9 @@ static int case_multiqueue(const char *path)
 	struct ifreq ifr = { 0 };
 	int r, q1 = -1, seen[NF] = { 0 }, per[2] = { 0, 0 }, total = 0, i, k;
 	struct tapc tc;
-	struct dev d[2];
+	struct dev d[2] = { { .vfd = -1 }, { .vfd = -1 } };
 	long long end;
 
-	d[0].vfd = d[1].vfd = -1;
 	r = tapc_create(&tc, IFF_MULTI_QUEUE, 1500);
 	if (r != R_PASS)
 		goto out;
@@ -782,9 +781,8 @@ static int case_swap(const char *path)
 	int r, sent = 0, used = 0, n, i, minb = NMAX, maxb = -1, last_a = -1, last_b = -1, cnt_b = 0;
 	int stop_at = NMAX;
 	long long end;
-	struct dev d;
+	struct dev d = { .vfd = -1 };
 
-	d.vfd = -1;
 	b.t.fd = b.cap = b.snd = -1;
 	memset(where, 0, sizeof(where));
 	r = two_taps_dev(&a, &b, &d, path);
@@ -954,13 +952,12 @@ static int case_dirty_log(const char *path)
 	uint8_t *bitmap = MAP_FAILED;
 	struct vhost_vring_addr a;
 	struct tapc tc;
-	struct dev d;
+	struct dev d = { .vfd = -1 };
 	int r, logfd = -1, i, j, nbits = 0;
 	size_t bmsize = (LOG_PAGES + 7) / 8;
 	char got_s[256] = "";
 	bool bad = false;
 
-	d.vfd = -1;
 	r = tapc_create(&tc, 0, 4000);
 	if (r != R_PASS)
 		goto out;
@@ -1110,11 +1107,10 @@ out:
 static int case_kthread(const char *path)
 {
 	struct tapc tc;
-	struct dev d;
+	struct dev d = { .vfd = -1 };
 	uint8_t v = 0xff;
 	int r;
 
-	d.vfd = -1;
 	r = tapc_create(&tc, 0, 1500);
 	if (r == R_PASS)
 		r = dev_open(&d, path, 0);
@@ -1183,13 +1179,12 @@ static int case_owner_killed(const char *path)
 {
 	static uint8_t f[SLOT], got[SLOT];
 	struct tapc tc;
-	struct dev d;
+	struct dev d = { .vfd = -1 };
 	int r, pfd[2] = { -1, -1 }, st, n, others = 0;
 	long long t0;
 	pid_t pid;
 	char c;
 
-	d.vfd = -1;
 	r = tapc_create(&tc, 0, 1500);
 	if (r != R_PASS)
 		goto out;
@@ -1319,7 +1314,7 @@ static int case_owner_exits(const char *path)
 	struct vhost_vring_state vs = { .index = 1 };
 	struct tapc tc;
 	struct closer cl;
-	struct dev d;
+	struct dev d = { .vfd = -1 };
 	uint64_t feat;
 	pthread_t th;
 	int r, pfd[2] = { -1, -1 }, st, e_own, e_reset, e_base, e_backend;
@@ -1328,7 +1323,6 @@ static int case_owner_exits(const char *path)
 	pid_t pid;
 	char c;
 
-	d.vfd = -1;
 	r = tapc_create(&tc, 0, 1500);
 	if (r == R_PASS)
 		r = dev_open(&d, path, 0);
@@ -1489,7 +1483,7 @@ static int case_tap_deleted(const char *path)
 	static uint8_t f[SLOT];
 	struct rx_inject x = { 0 };
 	struct tapc tc, t2;
-	struct dev d;
+	struct dev d = { .vfd = -1 };
 	pthread_t th;
 	bool started = false, del_started = false;
 	struct deleter del = { 0 };
@@ -1499,7 +1493,6 @@ static int case_tap_deleted(const char *path)
 	int r, n, used = 0, sent = 0, rx_used = 0;
 	long long t0, end;
 
-	d.vfd = -1;
 	t2.t.fd = t2.cap = t2.snd = -1;
 	r = tap_dev(&tc, &d, path);
 	if (r == R_PASS)
