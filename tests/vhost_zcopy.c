@@ -9,8 +9,9 @@
  * Every case runs against every device, each in a child process and network namespace of
  * its own (vhost_case.h). Prints KTAP; exits 1 if any case failed.
  *
- * Before its first case it reloads vhost_net, and ./vhost-rs.ko if loaded (run from the
- * repository root), with experimental_zcopytx=1, and afterwards with the default again.
+ * Before its first case it reloads vhost_net, and vhost-rs.ko if loaded ($VHOST_RS_KO, by
+ * default ./vhost-rs.ko: run from the repository root), with experimental_zcopytx=1, and
+ * afterwards with the default again.
  * Needs iproute2 (`ip`, `tc` with netem).
  */
 #include "vhost_case.h"
@@ -597,16 +598,17 @@ static int module_param_int(const char *mod, const char *param)
 }
 
 /*
- * Reloads vhost_net and ./vhost-rs.ko (the latter only if it was loaded) with
- * experimental_zcopytx=@on. 0, or -1 with a diagnostic.
+ * Reloads vhost_net and vhost-rs.ko (the latter only if it was loaded; from $VHOST_RS_KO,
+ * default ./vhost-rs.ko) with experimental_zcopytx=@on. 0, or -1 with a diagnostic.
  */
 static int zcopy_reload(int on)
 {
 	bool rs = access("/sys/module/vhost_rs", F_OK) == 0;
+	const char *ko = getenv("VHOST_RS_KO") ? getenv("VHOST_RS_KO") : "./vhost-rs.ko";
 
 	ktap_diag("reloading vhost_net%s with experimental_zcopytx=%d", rs ? " and vhost-rs.ko" : "", on);
 	if (run("modprobe -r vhost_net && modprobe vhost_net experimental_zcopytx=%d", on) ||
-	    (rs && run("rmmod vhost_rs && insmod ./vhost-rs.ko experimental_zcopytx=%d", on)))
+	    (rs && run("rmmod vhost_rs && insmod '%s' experimental_zcopytx=%d", ko, on)))
 		return -1;
 	if (module_param_int("vhost_net", "experimental_zcopytx") != on ||
 	    (rs && module_param_int("vhost_rs", "experimental_zcopytx") != on)) {
