@@ -2,8 +2,8 @@
 /*
  * The driver side of a fake virtio-net guest, for the vhost data-path tests:
  * guest memory (one memfd, exposed to vhost as three regions), a split-ring
- * driver (descriptor chains, indirect tables, event idx), a tap interface and
- * AF_PACKET sockets on it.
+ * driver (descriptor chains, indirect tables, event idx) and a tap interface.
+ * The AF_PACKET sockets that feed and watch the tap are in frames.h.
  *
  * Guest memory layout. The memfd (8 MiB) is mapped once; vhost sees:
  *   region A: GPA [0, 2M)         -> memfd [2M, 4M)
@@ -34,7 +34,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <linux/if_ether.h>
-#include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <linux/vhost.h>
 #include <linux/virtio_ring.h>
@@ -416,7 +415,7 @@ static inline uint64_t vr_take_calls(struct vr *vr)
 	return v;
 }
 
-/* ---- tap and packet sockets -------------------------------------------------- */
+/* ---- tap -------------------------------------------------------------------- */
 
 struct tap {
 	int fd;
@@ -496,82 +495,6 @@ err:
 	close(t->fd);
 	t->fd = -1;
 	return -e;
-}
-
-/*
- * A packet socket that sees frames arriving on interface @ifindex (the guest's TX,
- * injected by the tap) but not outgoing ones. With @vnet_hdr, each frame comes with
- * a struct virtio_net_hdr in front (PACKET_VNET_HDR), so GSO metadata is visible.
- */
-static inline int pkt_capture_open(int ifindex, bool vnet_hdr)
-{
-	struct sockaddr_ll sll = {
-		.sll_family = AF_PACKET,
-		.sll_protocol = htons(ETH_P_ALL),
-		.sll_ifindex = ifindex,
-	};
-	int one = 1, big = 8 << 20;
-	int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-
-	if (s < 0)
-		return -errno;
-	if (setsockopt(s, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0 ||
-	    (vnet_hdr && setsockopt(s, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0) ||
-	    setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0 ||
-	    bind(s, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		int e = errno;
-
-		close(s);
-		return -e;
-	}
-	return s;
-}
-
-/* A packet socket for sending frames out of @ifindex (into the tap, i.e. the guest's RX). */
-static inline int pkt_sender_open(void)
-{
-	int big = 8 << 20;
-	int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-
-	if (s < 0)
-		return -errno;
-	setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-	return s;
-}
-
-static inline int pkt_send(int s, int ifindex, const void *frame, size_t len)
-{
-	struct sockaddr_ll sll = {
-		.sll_family = AF_PACKET,
-		.sll_ifindex = ifindex,
-		.sll_halen = ETH_ALEN,
-	};
-	ssize_t n = sendto(s, frame, len, 0, (struct sockaddr *)&sll, sizeof(sll));
-
-	if (n < 0)
-		return -errno;
-	return n == (ssize_t)len ? 0 : -EMSGSIZE;
-}
-
-/* Receives one frame (true length returned, even if truncated), -ETIMEDOUT on timeout. */
-static inline ssize_t pkt_recv(int s, void *buf, size_t cap, int timeout_ms)
-{
-	struct pollfd p = { .fd = s, .events = POLLIN };
-	ssize_t n;
-
-	if (poll(&p, 1, timeout_ms) <= 0)
-		return -ETIMEDOUT;
-	n = recv(s, buf, cap, MSG_TRUNC | MSG_DONTWAIT);
-	return n < 0 ? -errno : n;
-}
-
-/* Discards anything queued on @s. */
-static inline void pkt_drain(int s)
-{
-	char b[64];
-
-	while (recv(s, b, sizeof(b), MSG_DONTWAIT | MSG_TRUNC) >= 0)
-		;
 }
 
 #endif /* GUEST_H */

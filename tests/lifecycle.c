@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Lifecycle and ownership of a vhost-net device, differential: every case runs against each
- * device path given on the command line (default /dev/vhost-net /dev/vhost-rs-net), and the
- * same assertions hold for the C reference and for ours. Prints KTAP.
+ * Lifecycle and ownership of a vhost-net device, differential, on the kernel's
+ * kselftest_harness.h: the fixture's two variants are the two devices, /dev/vhost-net (the C
+ * reference) and /dev/vhost-rs-net (ours), and every test runs on each with the same
+ * assertions. A device that is not there skips its tests. Prints TAP (the harness's), one
+ * line per test and device, named lifecycle.<device>.<test>; `-v vhost_rs_net` runs one
+ * device, `-t <test>` one test, `-l` lists them.
  *
- * Cases: open/close churn, SET_OWNER churn (a worker created and destroyed each time), two
+ * Tests: open/close churn, SET_OWNER churn (a worker created and destroyed each time), two
  * processes racing SET_OWNER on one shared file, a second thread of the owner acting as the
  * owner, the owner's file surviving a child that held it and exited, 64 owned devices at once.
+ * The devices agree on all of them: no XFAIL_ADD().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,10 +28,11 @@
 
 #include <linux/vhost.h>
 
-static int n_pass, n_fail, n_skip, n_test;
+#include "kselftest_harness.h"
+
 static char failmsg[512];
 
-/* Records why a case failed; the first reason wins, the case returns -1. */
+/* Records why owner_race_200 failed; the first reason wins, the helper returns -1. */
 static int fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -67,30 +72,64 @@ static int set_empty_mem_table(int fd)
 	return xioctl(fd, VHOST_SET_MEM_TABLE, &mem);
 }
 
-/* --- cases ------------------------------------------------------------------------------ */
+/* --- the fixture: one device per variant ------------------------------------------------ */
 
-static int t_open_close_1000(const char *dev)
+FIXTURE(lifecycle) {
+	const char *dev;
+};
+
+FIXTURE_VARIANT(lifecycle) {
+	const char *path;
+};
+
+FIXTURE_VARIANT_ADD(lifecycle, vhost_net) {
+	.path = "/dev/vhost-net",
+};
+
+FIXTURE_VARIANT_ADD(lifecycle, vhost_rs_net) {
+	.path = "/dev/vhost-rs-net",
+};
+
+FIXTURE_SETUP(lifecycle)
 {
-	for (int i = 0; i < 1000; i++) {
-		int fd = open_dev(dev);
-
-		CHECK(fd >= 0, "open #%d: %s", i, strerror(errno));
-		CHECK(close(fd) == 0, "close #%d: %s", i, strerror(errno));
-	}
-	return 0;
+	if (access(variant->path, F_OK))
+		SKIP(return, "%s not present", variant->path);
+	self->dev = variant->path;
 }
 
-static int t_set_owner_1000(const char *dev)
+FIXTURE_TEARDOWN(lifecycle)
+{
+}
+
+/*
+ * Each test runs in a process of its own, which the harness ends at the first failed ASSERT
+ * (and at the timeout, whole process group): what the test opened goes with it.
+ */
+#define TMO 300	/* s: one test on one device; the harness's default is 30 */
+
+/* --- tests ------------------------------------------------------------------------------ */
+
+TEST_F_TIMEOUT(lifecycle, open_close_1000, TMO)
 {
 	for (int i = 0; i < 1000; i++) {
-		int fd = open_dev(dev), r;
+		int fd = open_dev(self->dev), e = errno, r;
 
-		CHECK(fd >= 0, "open #%d: %s", i, strerror(errno));
+		ASSERT_LE(0, fd) TH_LOG("open #%d: %s", i, strerror(e));
+		r = close(fd) ? -errno : 0;
+		ASSERT_EQ(0, r) TH_LOG("close #%d: %s", i, strerror(-r));
+	}
+}
+
+TEST_F_TIMEOUT(lifecycle, set_owner_1000, TMO)
+{
+	for (int i = 0; i < 1000; i++) {
+		int fd = open_dev(self->dev), e = errno, r;
+
+		ASSERT_LE(0, fd) TH_LOG("open #%d: %s", i, strerror(e));
 		r = xioctl(fd, VHOST_SET_OWNER, NULL);
 		close(fd);
-		CHECK(r == 0, "SET_OWNER #%d: %s", i, strerror(-r));
+		ASSERT_EQ(0, r) TH_LOG("SET_OWNER #%d: %s", i, strerror(-r));
 	}
-	return 0;
 }
 
 /* Both processes meet here, then call SET_OWNER at once: a spin barrier on shared memory
@@ -191,7 +230,8 @@ static int race_round(const char *dev, struct barrier *b, int round, int *child_
 	return 0;
 }
 
-static int t_owner_race_200(const char *dev)
+/* 200 rounds of race_round(); 0, or -1 with the reason in failmsg. */
+static int owner_race_200(const char *dev)
 {
 	struct barrier *b;
 	int child_won = 0, r = 0;
@@ -206,6 +246,11 @@ static int t_owner_race_200(const char *dev)
 		printf("# owner_race_200: child won %d of 200, parent %d\n", child_won,
 		       200 - child_won);
 	return r;
+}
+
+TEST_F_TIMEOUT(lifecycle, owner_race_200, TMO)
+{
+	ASSERT_EQ(0, owner_race_200(self->dev)) TH_LOG("%s", failmsg);
 }
 
 struct thread_arg {
@@ -223,55 +268,43 @@ static void *owner_thread(void *p)
 	return NULL;
 }
 
-static int t_thread_is_owner(const char *dev)
+TEST_F_TIMEOUT(lifecycle, thread_is_owner, TMO)
 {
 	struct thread_arg a = { .vring_num = 1, .set_owner = 1 };
 	pthread_t th;
-	int r;
+	int r, e;
 
-	a.fd = open_dev(dev);
-	CHECK(a.fd >= 0, "open: %s", strerror(errno));
-	r = set_vring_num(a.fd, 0, 256);
-	if (r != -EPERM) {
-		close(a.fd);
-		return fail("SET_VRING_NUM before SET_OWNER gave %d, want -EPERM", r);
-	}
+	a.fd = open_dev(self->dev);
+	e = errno;
+	ASSERT_LE(0, a.fd) TH_LOG("open: %s", strerror(e));
+	ASSERT_EQ(-EPERM, set_vring_num(a.fd, 0, 256)) TH_LOG("SET_VRING_NUM before SET_OWNER");
 	r = xioctl(a.fd, VHOST_SET_OWNER, NULL);
-	if (r) {
-		close(a.fd);
-		return fail("SET_OWNER: %s", strerror(-r));
-	}
+	ASSERT_EQ(0, r) TH_LOG("SET_OWNER: %s", strerror(-r));
 	r = pthread_create(&th, NULL, owner_thread, &a);
-	if (r) {
-		close(a.fd);
-		return fail("pthread_create: %s", strerror(r));
-	}
+	ASSERT_EQ(0, r) TH_LOG("pthread_create: %s", strerror(r));
 	pthread_join(th, NULL);
 	close(a.fd);
-	CHECK(a.vring_num == 0, "SET_VRING_NUM from a second thread gave %d, want 0", a.vring_num);
-	CHECK(a.set_owner == -EBUSY, "SET_OWNER again from a second thread gave %d, want -EBUSY",
-	      a.set_owner);
-	return 0;
+	EXPECT_EQ(0, a.vring_num) TH_LOG("SET_VRING_NUM from a second thread");
+	EXPECT_EQ(-EBUSY, a.set_owner) TH_LOG("SET_OWNER again from a second thread");
 }
 
-static int t_child_exits_with_fd(const char *dev)
+TEST_F_TIMEOUT(lifecycle, child_exits_with_fd, TMO)
 {
-	int fd, r, status, pfd[2], child_r = 1;
+	int fd, r, e, status, pfd[2], child_r = 1;
+	__u64 features = 0;
 	pid_t pid;
 
-	fd = open_dev(dev);
-	CHECK(fd >= 0, "open: %s", strerror(errno));
+	fd = open_dev(self->dev);
+	e = errno;
+	ASSERT_LE(0, fd) TH_LOG("open: %s", strerror(e));
 	r = xioctl(fd, VHOST_SET_OWNER, NULL);
-	if (r || pipe(pfd)) {
-		close(fd);
-		return fail("SET_OWNER or pipe failed: %d", r);
-	}
+	ASSERT_EQ(0, r) TH_LOG("SET_OWNER: %s", strerror(-r));
+	r = pipe(pfd) ? -errno : 0;
+	ASSERT_EQ(0, r) TH_LOG("pipe: %s", strerror(-r));
 	fflush(stdout);
 	pid = fork();
-	if (pid < 0) {
-		close(fd);
-		return fail("fork: %s", strerror(errno));
-	}
+	e = errno;
+	ASSERT_LE(0, pid) TH_LOG("fork: %s", strerror(e));
 	if (pid == 0) {
 		/* The child holds its own reference to the file (and a dup), is not the owner,
 		 * and exits without closing anything. */
@@ -288,107 +321,36 @@ static int t_child_exits_with_fd(const char *dev)
 		child_r = 1;
 	close(pfd[0]);
 	waitpid(pid, &status, 0);
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		close(fd);
-		return fail("child exited abnormally (status 0x%x)", status);
-	}
-	if (child_r != -EPERM) {
-		close(fd);
-		return fail("SET_VRING_NUM from the child gave %d, want -EPERM", child_r);
-	}
-	r = set_vring_num(fd, 0, 256);
-	if (r == 0)
-		r = set_vring_num(fd, 1, 256);
-	if (r == 0)
-		r = set_empty_mem_table(fd);
-	if (r == 0) {
-		__u64 features = 0;
-
-		r = xioctl(fd, VHOST_GET_FEATURES, &features);
-	}
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("child exited abnormally (status 0x%x)", status);
+	ASSERT_EQ(-EPERM, child_r) TH_LOG("SET_VRING_NUM from the child");
+	/* After the child exited, the owner's ioctls work. */
+	ASSERT_EQ(0, set_vring_num(fd, 0, 256));
+	ASSERT_EQ(0, set_vring_num(fd, 1, 256));
+	ASSERT_EQ(0, set_empty_mem_table(fd));
+	ASSERT_EQ(0, xioctl(fd, VHOST_GET_FEATURES, &features));
 	close(fd);
-	CHECK(r == 0, "after the child exited, the owner's ioctls failed: %s", strerror(-r));
-	return 0;
 }
 
 #define MANY 64
 
-static int t_open_64_owned(const char *dev)
+TEST_F_TIMEOUT(lifecycle, open_64_owned, TMO)
 {
-	int fds[MANY], i, r = 0;
+	int fds[MANY], i, r, e;
 
-	for (i = 0; i < MANY; i++)
-		fds[i] = -1;
-	for (i = 0; i < MANY && r == 0; i++) {
-		fds[i] = open_dev(dev);
-		if (fds[i] < 0) {
-			r = fail("open #%d: %s", i, strerror(errno));
-			break;
-		}
-		if ((r = xioctl(fds[i], VHOST_SET_OWNER, NULL)))
-			r = fail("SET_OWNER #%d: %s", i, strerror(-r));
+	for (i = 0; i < MANY; i++) {
+		fds[i] = open_dev(self->dev);
+		e = errno;
+		ASSERT_LE(0, fds[i]) TH_LOG("open #%d: %s", i, strerror(e));
+		r = xioctl(fds[i], VHOST_SET_OWNER, NULL);
+		ASSERT_EQ(0, r) TH_LOG("SET_OWNER #%d: %s", i, strerror(-r));
 	}
-	for (i = 0; i < MANY && r == 0; i++)
-		if ((r = set_vring_num(fds[i], 0, 256)))
-			r = fail("SET_VRING_NUM on #%d: %s", i, strerror(-r));
+	for (i = 0; i < MANY; i++) {
+		r = set_vring_num(fds[i], 0, 256);
+		ASSERT_EQ(0, r) TH_LOG("SET_VRING_NUM on #%d: %s", i, strerror(-r));
+	}
 	for (i = 0; i < MANY; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	return r;
+		close(fds[i]);
 }
 
-/* --- driver ----------------------------------------------------------------------------- */
-
-static const struct {
-	const char *name;
-	int (*fn)(const char *dev);
-} cases[] = {
-	{ "open_close_1000", t_open_close_1000 },
-	{ "set_owner_1000", t_set_owner_1000 },
-	{ "owner_race_200", t_owner_race_200 },
-	{ "thread_is_owner", t_thread_is_owner },
-	{ "child_exits_with_fd", t_child_exits_with_fd },
-	{ "open_64_owned", t_open_64_owned },
-};
-#define NCASES (sizeof(cases) / sizeof(cases[0]))
-
-int main(int argc, char **argv)
-{
-	static const char *const defaults[] = { "/dev/vhost-net", "/dev/vhost-rs-net" };
-	const char *const *devs = defaults;
-	int ndevs = 2;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc > 1) {
-		devs = (const char *const *)&argv[1];
-		ndevs = argc - 1;
-	}
-	printf("KTAP version 1\n1..%d\n", (int)(ndevs * NCASES));
-	for (int d = 0; d < ndevs; d++) {
-		const char *dev = devs[d];
-		const char *shortname = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
-		int present = access(dev, F_OK) == 0;
-
-		for (size_t c = 0; c < NCASES; c++) {
-			n_test++;
-			if (!present) {
-				n_skip++;
-				printf("ok %d %s %s # SKIP %s not present\n", n_test, cases[c].name,
-				       shortname, dev);
-				continue;
-			}
-			failmsg[0] = 0;
-			if (cases[c].fn(dev) == 0) {
-				n_pass++;
-				printf("ok %d %s %s\n", n_test, cases[c].name, shortname);
-			} else {
-				n_fail++;
-				printf("# %s %s: %s\n", cases[c].name, shortname, failmsg);
-				printf("not ok %d %s %s\n", n_test, cases[c].name, shortname);
-			}
-		}
-	}
-	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n", n_pass, n_fail,
-	       n_skip);
-	return n_fail ? 1 : 0;
-}
+TEST_HARNESS_MAIN

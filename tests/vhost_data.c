@@ -18,6 +18,7 @@
 
 #include "vhost_test.h"
 #include "guest.h"
+#include "frames.h"
 
 #define F(b)	(1ULL << (b))
 #define TMO	5000	/* ms: any single wait */
@@ -175,89 +176,6 @@ static int ctx_open(struct ctx *c, const char *dev, uint64_t want, bool cap_vnet
 	return R_PASS;
 }
 
-/* ---- frames ---------------------------------------------------------------------------- */
-
-/* An Ethernet frame of @len bytes (>= 14) to nobody, of a local experimental type. */
-static void make_frame(uint8_t *f, size_t len, unsigned int seed)
-{
-	static const uint8_t macs[12] = { 0x02, 0, 0x5e, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01 };
-	size_t i;
-
-	memcpy(f, macs, 12);
-	f[12] = 0x88;
-	f[13] = 0xb5;
-	for (i = 14; i < len; i++)
-		f[i] = (uint8_t)(i * 7 + seed * 13 + (i >> 8) + (i >> 16));
-}
-
-static uint16_t ip_csum(const uint8_t *p, size_t len, uint32_t sum)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (p[i] << 8) | p[i + 1];
-	if (len & 1)
-		sum += p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-/*
- * A real TCP/IPv4 frame of @len bytes, checksum left to the device (the TCP check
- * field holds the pseudo-header sum, as a virtio driver leaves it for NEEDS_CSUM).
- */
-static void make_tcp_frame(uint8_t *f, size_t len, unsigned int seed)
-{
-	uint8_t *ip = f + 14, *tcp = f + 34;
-	size_t tcplen = len - 34, i;
-	uint8_t ph[12];
-	uint16_t c;
-
-	make_frame(f, len, seed);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	memset(ip, 0, 40);
-	ip[0] = 0x45;
-	ip[2] = (len - 14) >> 8;
-	ip[3] = (len - 14) & 0xff;
-	ip[4] = 0x12;
-	ip[5] = 0x34;
-	ip[6] = 0x40;		/* DF */
-	ip[8] = 64;
-	ip[9] = 6;
-	memcpy(ip + 12, "\x0a\x00\x00\x01\x0a\x00\x00\x02", 8);
-	c = ~ip_csum(ip, 20, 0);
-	ip[10] = c >> 8;
-	ip[11] = c & 0xff;
-	tcp[0] = 0x9c; tcp[1] = 0x40;	/* 40000 */
-	tcp[2] = 0x13; tcp[3] = 0x89;	/* 5001 */
-	tcp[4] = 1;			/* seq */
-	tcp[12] = 5 << 4;
-	tcp[13] = 0x18;			/* PSH|ACK */
-	tcp[14] = 0xff; tcp[15] = 0xff;
-	memcpy(ph, ip + 12, 8);
-	ph[8] = 0;
-	ph[9] = 6;
-	ph[10] = tcplen >> 8;
-	ph[11] = tcplen & 0xff;
-	c = ip_csum(ph, 12, 0);
-	tcp[16] = c >> 8;
-	tcp[17] = c & 0xff;
-	for (i = 54; i < len; i++)
-		f[i] = (uint8_t)(i * 3 + seed);
-}
-
-static int first_diff(const uint8_t *a, const uint8_t *b, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (a[i] != b[i])
-			return (int)i;
-	return -1;
-}
-
 /* ---- TX ------------------------------------------------------------------------------ */
 
 enum layout { L_ONE, L_SPLIT, L_INDIRECT };
@@ -364,7 +282,7 @@ static int tx_sizes_layout(const char *dev, enum layout lay, uint64_t features)
 
 	memset(hbuf, 0, sizeof(hbuf));	/* no offloads: GSO_NONE */
 	for (i = 0; r == R_PASS && i < NLENS(tx_lens); i++) {
-		make_frame(frame, tx_lens[i], i);
+		frame_eth(frame, tx_lens[i], i);
 		r = tx_one(&c, hbuf, frame, tx_lens[i], lay);
 	}
 	ctx_close(&c);
@@ -415,7 +333,7 @@ static int case_tx_gso_tcpv4(const char *dev)
 	if (r != R_PASS)
 		goto out;
 	r = R_FAIL;
-	make_tcp_frame(frame, len, 7);
+	frame_tcp4(frame, len, 7);
 	vr_set_used_event(&c.tx, c.tx.last_used);
 	head = tx_add(&c, &h, frame, len, L_SPLIT, 0);
 	vr_publish(&c.tx, head);
@@ -477,7 +395,7 @@ static int case_tx_batch(const char *dev)
 	vr_set_used_event(&c.tx, c.tx.last_used);
 	for (i = 0; i < N; i++) {
 		lens[i] = 60 + (i * 97) % 1455;
-		make_frame(frames[i], lens[i], i);
+		frame_eth(frames[i], lens[i], i);
 		heads[i] = tx_add(&c, hbuf, frames[i], lens[i], L_ONE, i + 1);
 		if (heads[i] < 0) {
 			ktap_diag("%s: out of ring or memory at frame %u", c.name, i);
@@ -666,7 +584,7 @@ static int case_rx_mrg(const char *dev)
 		r = rx_post_small(&c, 200, 1536);
 	vr_kick(&c.rx);
 	for (i = 0; r == R_PASS && i < NLENS(rx_lens); i++) {
-		make_frame(frame, rx_lens[i], 100 + i);
+		frame_eth(frame, rx_lens[i], 100 + i);
 		r = rx_expect(&c, frame, rx_lens[i], (c.hdr_len + rx_lens[i] + 1535) / 1536, true);
 	}
 	if (r == R_PASS)
@@ -686,7 +604,7 @@ static int case_rx_big(const char *dev)
 		r = rx_post_big(&c, NLENS(rx_lens));
 	vr_kick(&c.rx);
 	for (i = 0; r == R_PASS && i < NLENS(rx_lens); i++) {
-		make_frame(frame, rx_lens[i], 200 + i);
+		frame_eth(frame, rx_lens[i], 200 + i);
 		r = rx_expect(&c, frame, rx_lens[i], 1, true);
 	}
 	if (r == R_PASS)
@@ -708,14 +626,14 @@ static int case_no_features(const char *dev)
 
 	memset(hbuf, 0, sizeof(hbuf));
 	for (i = 0; r == R_PASS && i < 2 * NLENS(tx_lens); i++) {
-		make_frame(frame, tx_lens[i / 2], 300 + i);
+		frame_eth(frame, tx_lens[i / 2], 300 + i);
 		r = tx_one(&c, hbuf, frame, tx_lens[i / 2], (enum layout)(i % 2));
 	}
 	if (r == R_PASS)
 		r = rx_post_big(&c, NLENS(rx_lens));
 	vr_kick(&c.rx);
 	for (i = 0; r == R_PASS && i < NLENS(rx_lens); i++) {
-		make_frame(frame, rx_lens[i], 310 + i);
+		frame_eth(frame, rx_lens[i], 310 + i);
 		r = rx_expect(&c, frame, rx_lens[i], 1, true);
 	}
 	ctx_close(&c);
@@ -734,14 +652,14 @@ static int case_vhost_net_hdr(const char *dev)
 
 	memset(hbuf, 0, sizeof(hbuf));
 	for (i = 0; r == R_PASS && i < NLENS(tx_lens); i++) {
-		make_frame(frame, tx_lens[i], 400 + i);
+		frame_eth(frame, tx_lens[i], 400 + i);
 		r = tx_one(&c, hbuf, frame, tx_lens[i], (enum layout)(i % 3));
 	}
 	if (r == R_PASS)
 		r = rx_post_small(&c, 100, 1536);
 	vr_kick(&c.rx);
 	for (i = 0; r == R_PASS && i < NLENS(rx_lens); i++) {
-		make_frame(frame, rx_lens[i], 410 + i);
+		frame_eth(frame, rx_lens[i], 410 + i);
 		r = rx_expect(&c, frame, rx_lens[i], (c.hdr_len + rx_lens[i] + 1535) / 1536, true);
 	}
 	ctx_close(&c);
@@ -761,8 +679,8 @@ static int case_rx_wait_for_buffers(const char *dev)
 
 	if (r != R_PASS)
 		goto out;
-	make_frame(frame, 60, 500);
-	make_frame(f2, 1514, 501);
+	frame_eth(frame, 60, 500);
+	frame_eth(f2, 1514, 501);
 	vr_set_used_event(&c.rx, 0);
 	if (pkt_send(c.snd, c.tap.ifindex, frame, 60) || pkt_send(c.snd, c.tap.ifindex, f2, 1514)) {
 		ktap_diag("%s: sending into %s failed: %s", c.name, c.tap.name, strerror(errno));
@@ -818,7 +736,7 @@ static int case_rx_oversize_dropped(const char *dev)
 		r = rx_post_small(&c, 2, 1536);
 	vr_kick(&c.rx);
 	if (r == R_PASS) {
-		make_frame(big, sizeof(big), 600);
+		frame_eth(big, sizeof(big), 600);
 		vr_set_used_event(&c.rx, 0);
 		if (pkt_send(c.snd, c.tap.ifindex, big, sizeof(big))) {
 			ktap_diag("%s: sending 9000 bytes failed", c.name);
@@ -828,7 +746,7 @@ static int case_rx_oversize_dropped(const char *dev)
 	if (r == R_PASS)
 		r = rx_expect_nothing(&c, "9000-byte frame, 1536-byte buffers");
 	if (r == R_PASS) {
-		make_frame(frame, 60, 601);
+		frame_eth(frame, 60, 601);
 		r = rx_expect(&c, frame, 60, 1, true);
 	}
 	if (r == R_PASS)
@@ -853,7 +771,7 @@ static int tx_one_by_one(struct ctx *c, unsigned int n, const bool *expect, uint
 
 	for (i = 0; i < n; i++) {
 		snprintf(what, sizeof(what), "frame %u", i + 1);
-		make_frame(frame, 60, 700 + i);
+		frame_eth(frame, 60, 700 + i);
 		head = tx_add(c, hbuf, frame, 60, L_ONE, 0);
 		vr_publish(&c->tx, head);
 		vr_kick(&c->tx);
@@ -995,7 +913,7 @@ static int case_notify_event_idx(const char *dev)
 
 		vr_set_used_event(&c.tx, ev);
 		for (i = 0; i < B; i++) {
-			make_frame(frame, 60 + i, 800 + i);
+			frame_eth(frame, 60 + i, 800 + i);
 			heads[i] = tx_add(&c, hbuf, frame, 60 + i, L_ONE, i + 1);
 			vr_publish(&c.tx, heads[i]);
 		}
@@ -1016,7 +934,7 @@ static int case_notify_event_idx(const char *dev)
 			r = R_FAIL;
 		}
 		for (i = 0; r == R_PASS && i < B; i++) {
-			make_frame(frame, 60 + i, 800 + i);
+			frame_eth(frame, 60 + i, 800 + i);
 			r = tx_check_used(&c, heads[i], "batch");
 			if (r == R_PASS)
 				r = tx_check_frame(&c, frame, 60 + i, "batch");

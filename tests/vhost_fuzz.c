@@ -40,6 +40,7 @@
 #include <linux/virtio_net.h>
 #include "vhost_test.h"
 #include "guest.h"
+#include "frames.h"
 
 #define RX 0
 #define TX 1

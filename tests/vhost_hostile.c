@@ -35,6 +35,7 @@
 
 #include "vhost_test.h"
 #include "guest.h"
+#include "frames.h"
 
 #define F(b)		(1ULL << (b))
 #define TMO		5000	/* ms: a wait for something that must come */
@@ -203,44 +204,7 @@ static int ctx_reset(struct ctx *c)
 
 /* ---- frames and buffers ------------------------------------------------------------ */
 
-static void make_frame(uint8_t *f, size_t len, unsigned int seed)
-{
-	static const uint8_t macs[12] = { 0x02, 0, 0x5e, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01 };
-	size_t i;
-
-	memcpy(f, macs, len < 12 ? len : 12);
-	if (len >= 14) {
-		f[12] = 0x88;
-		f[13] = 0xb5;
-	}
-	for (i = 14; i < len; i++)
-		f[i] = (uint8_t)(i * 7 + seed * 13 + (i >> 8));
-}
-
-/* A TCP/IPv4 frame of @len bytes (>= 54) with a valid IP header. */
-static void make_tcp_frame(uint8_t *f, size_t len, unsigned int seed)
-{
-	uint8_t *ip = f + 14, *tcp = f + 34;
-
-	make_frame(f, len, seed);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	memset(ip, 0, 40);
-	ip[0] = 0x45;
-	ip[2] = (len - 14) >> 8;
-	ip[3] = (len - 14) & 0xff;
-	ip[6] = 0x40;
-	ip[8] = 64;
-	ip[9] = 6;
-	memcpy(ip + 12, "\x0a\x00\x00\x01\x0a\x00\x00\x02", 8);
-	tcp[0] = 0x9c;
-	tcp[2] = 0x13;
-	tcp[3] = 0x89;
-	tcp[12] = 5 << 4;
-	tcp[13] = 0x18;
-	tcp[14] = 0xff;
-}
-
+/* FNV-1a, to name a captured frame in a case's outcome line. */
 static uint32_t fnv(const uint8_t *p, size_t n)
 {
 	uint32_t h = 2166136261u;
@@ -248,16 +212,6 @@ static uint32_t fnv(const uint8_t *p, size_t n)
 	while (n--)
 		h = (h ^ *p++) * 16777619u;
 	return h;
-}
-
-static int first_diff(const uint8_t *a, const uint8_t *b, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (a[i] != b[i])
-			return (int)i;
-	return -1;
 }
 
 /* A TX buffer GPA in region A, a new one per call. */
@@ -402,7 +356,7 @@ static void follow_tx(struct ctx *c, unsigned int seed)
 	int head;
 	ssize_t n;
 
-	make_frame(frame, 60, seed);
+	frame_eth(frame, 60, seed);
 	if (c->tx.nfree == 0) {
 		out_add(c, "; then tx=n/a(ring full)");
 		return;
@@ -437,7 +391,7 @@ static void follow_rx(struct ctx *c, unsigned int seed)
 	}
 	vr_publish(&c->rx, head);
 	vr_kick(&c->rx);
-	make_frame(frame, 60, seed);
+	frame_eth(frame, 60, seed);
 	pkt_send(c->snd, c->tap.ifindex, frame, 60);
 	vr_wait_used(&c->rx, 1, FOLLOW_TMO);
 	out_add(c, "; then rx=%u used", vr_used_pending(&c->rx));
@@ -453,7 +407,7 @@ static int check_works(struct ctx *c)
 	int head, d;
 	ssize_t n;
 
-	make_frame(frame, 1514, 77);
+	frame_eth(frame, 1514, 77);
 	head = tx_add_plain(c, NULL, frame, 1514);
 	vr_publish(&c->tx, head);
 	vr_kick(&c->tx);
@@ -470,7 +424,7 @@ static int check_works(struct ctx *c)
 	head = rx_add_buf(c, gpa);
 	vr_publish(&c->rx, head);
 	vr_kick(&c->rx);
-	make_frame(frame, 60, 78);
+	frame_eth(frame, 60, 78);
 	if (pkt_send(c->snd, c->tap.ifindex, frame, 60))
 		FAIL("%s: after reset: cannot send into %s", c->name, c->tap.name);
 	if (!vr_wait_used(&c->rx, 1, TMO))
@@ -516,7 +470,7 @@ static int case_next_oob(struct ctx *c)
 {
 	unsigned int a = take_desc(&c->tx);
 
-	make_frame(frame, 60, 1);
+	frame_eth(frame, 60, 1);
 	g_write(&G, 0x10000, frame, 60);
 	set_desc(&c->tx, a, 0x10000, HDR + 60, VRING_DESC_F_NEXT, VR_NUM);
 	tx_go(c, a);
@@ -559,7 +513,7 @@ static void good_table(struct vring_desc *t)
 {
 	static const uint8_t zero[HDR];
 
-	make_frame(frame, 60, 2);
+	frame_eth(frame, 60, 2);
 	g_write(&G, 0x10000, zero, HDR);
 	g_write(&G, 0x20000, frame, 60);
 	t[0] = (struct vring_desc){ 0x10000, HDR, VRING_DESC_F_NEXT, 1 };
@@ -614,7 +568,7 @@ static int case_zero_len_chain(struct ctx *c)
 		{ 0x10000, HDR, false }, { 0x30000, 0, false }, { 0x20000, 60, false },
 	};
 
-	make_frame(frame, 60, 3);
+	frame_eth(frame, 60, 3);
 	g_write(&G, 0x10000, zero, HDR);
 	g_write(&G, 0x20000, frame, 60);
 	tx_go(c, vr_add(&c->tx, s, 3, 0));
@@ -670,7 +624,7 @@ static int chain_all(struct ctx *c, bool loop)
 	static const uint8_t zero[HDR];
 	unsigned int i;
 
-	make_frame(frame, 255 * 6, 4);
+	frame_eth(frame, 255 * 6, 4);
 	g_write(&G, 0x10000, zero, HDR);
 	g_write(&G, 0x20000, frame, 255 * 6);
 	c->tx.nfree = 0;
@@ -698,7 +652,7 @@ static int case_tx_writable(struct ctx *c)
 	static const uint8_t zero[HDR];
 	struct vr_seg s[2] = { { 0x10000, HDR + 60, false }, { 0x30000, 64, true } };
 
-	make_frame(frame, 60, 5);
+	frame_eth(frame, 60, 5);
 	g_write(&G, 0x10000, zero, HDR);
 	g_write(&G, 0x10000 + HDR, frame, 60);
 	tx_go(c, vr_add(&c->tx, s, 2, 0));
@@ -712,7 +666,7 @@ static int case_rx_readable(struct ctx *c)
 
 	vr_publish(&c->rx, vr_add(&c->rx, &s, 1, 0));
 	vr_kick(&c->rx);
-	make_frame(frame, 60, 6);
+	frame_eth(frame, 60, 6);
 	pkt_send(c->snd, c->tap.ifindex, frame, 60);
 	observe(c);
 	follow_rx(c, 902);
@@ -727,7 +681,7 @@ static int case_rx_out_after_in(struct ctx *c)
 
 	vr_publish(&c->rx, vr_add(&c->rx, s, 2, 0));
 	vr_kick(&c->rx);
-	make_frame(frame, 60, 7);
+	frame_eth(frame, 60, 7);
 	pkt_send(c->snd, c->tap.ifindex, frame, 60);
 	observe(c);
 	follow_rx(c, 903);
@@ -741,7 +695,7 @@ static int case_rx_zero_len(struct ctx *c)
 
 	vr_publish(&c->rx, vr_add(&c->rx, &s, 1, 0));
 	vr_kick(&c->rx);
-	make_frame(frame, 60, 8);
+	frame_eth(frame, 60, 8);
 	pkt_send(c->snd, c->tap.ifindex, frame, 60);
 	observe(c);
 	follow_rx(c, 904);
@@ -754,7 +708,7 @@ static int tx_raw_case(struct ctx *c, size_t len)
 	static uint8_t b[64];
 
 	memset(b, 0, HDR);
-	make_frame(b + HDR, sizeof(b) - HDR, 9);
+	frame_eth(b + HDR, sizeof(b) - HDR, 9);
 	tx_go(c, tx_add_raw(c, b, len));
 	return R_PASS;
 }
@@ -779,7 +733,7 @@ static int tx_hdr_case(struct ctx *c, const struct virtio_net_hdr *h)
 {
 	struct virtio_net_hdr_mrg_rxbuf mh = { .hdr = *h };
 
-	make_tcp_frame(frame, 200, 10);
+	frame_tcp4_nocsum(frame, 200, 10);
 	tx_go(c, tx_add_plain(c, &mh, frame, 200));
 	return R_PASS;
 }
@@ -867,7 +821,7 @@ static int case_rings_unmapped(struct ctx *c)
 	 * four VMs on two cores).
 	 */
 	sleep_ms(1000);
-	make_frame(frame, 60, 11);
+	frame_eth(frame, 60, 11);
 	head = tx_add_plain(c, NULL, frame, 60);
 	vr_publish(&c->tx, head);
 	if (munmap(p, G_C_SIZE) < 0)
@@ -903,7 +857,7 @@ static int case_used_readonly(struct ctx *c)
 	uint8_t *page = (uint8_t *)((uintptr_t)c->tx.used & ~4095UL);
 	int head;
 
-	make_frame(frame, 60, 12);
+	frame_eth(frame, 60, 12);
 	head = tx_add_plain(c, NULL, frame, 60);
 	if (mprotect(page, 4096, PROT_READ) < 0)
 		FAIL("mprotect: %s", strerror(errno));
