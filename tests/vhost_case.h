@@ -45,10 +45,11 @@
 enum { R_PASS, R_FAIL, R_SKIP };
 
 static struct guest G;
-static char *skip_reason;	/* shared with the case's child process */
+static char skip_buf[256];
+static char *skip_reason = skip_buf;	/* vcase_main() shares it with the case's child process */
 
 #define FAIL(...) do { ktap_diag(__VA_ARGS__); return R_FAIL; } while (0)
-#define SKIP(...) do { snprintf(skip_reason, 256, __VA_ARGS__); return R_SKIP; } while (0)
+#define CASE_SKIP(...) do { snprintf(skip_reason, 256, __VA_ARGS__); return R_SKIP; } while (0)
 
 /* ---- shell and interfaces ------------------------------------------------------------ */
 
@@ -82,7 +83,7 @@ static inline int __attribute__((format(printf, 1, 2))) run(const char *fmt, ...
 static inline int veth_create(const char *va, const char *vb)
 {
 	if (system("command -v ip >/dev/null 2>&1"))
-		SKIP("iproute2 `ip` not found");
+		CASE_SKIP("iproute2 `ip` not found");
 	if (run("ip link add %s type veth peer name %s", va, vb))
 		FAIL("cannot create veth pair %s/%s", va, vb);
 	if (run("ip link set %s up && ip link set %s up", va, vb))
@@ -134,7 +135,7 @@ static inline int dev_open(struct dev *d, const char *path, int k)
 	d->vfd = open(path, O_RDWR | O_CLOEXEC);
 	if (d->vfd < 0) {
 		if (errno == ENOENT)
-			SKIP("%s not present", path);
+			CASE_SKIP("%s not present", path);
 		FAIL("open %s: %s", path, strerror(errno));
 	}
 	if (vr_init(&d->rx, &G, G_C_GPA + k * 0x10000) || vr_init(&d->tx, &G, G_C_GPA + k * 0x10000 + 0x4000))
@@ -157,7 +158,7 @@ static inline int dev_setup(struct dev *d, uint64_t want, int fork)
 
 		if (ioctl(d->vfd, VHOST_SET_FORK_FROM_OWNER, &v) < 0) {
 			if (errno == ENOTTY)
-				SKIP("%s: no VHOST_SET_FORK_FROM_OWNER", d->name);
+				CASE_SKIP("%s: no VHOST_SET_FORK_FROM_OWNER", d->name);
 			FAIL("%s: VHOST_SET_FORK_FROM_OWNER %u: %s", d->name, v, errno_name(errno));
 		}
 	}
@@ -166,7 +167,7 @@ static inline int dev_setup(struct dev *d, uint64_t want, int fork)
 	if (ioctl(d->vfd, VHOST_GET_FEATURES, &have) < 0)
 		FAIL("%s: VHOST_GET_FEATURES: %s", d->name, errno_name(errno));
 	if (want & ~have)
-		SKIP("%s does not offer features %#llx (offers %#llx)", d->name,
+		CASE_SKIP("%s does not offer features %#llx (offers %#llx)", d->name,
 		     (unsigned long long)(want & ~have), (unsigned long long)have);
 	d->features = want;
 	if (ioctl(d->vfd, VHOST_SET_FEATURES, &want) < 0)
@@ -553,12 +554,12 @@ static inline long long counter(const struct dev *d, const char *q, const char *
 
 /* ---- running the cases --------------------------------------------------------------- */
 
-/* The case's own namespaces: a fresh netns, and a private sysfs that shows it. */
-static inline void case_namespaces(void)
+/* The case's own namespaces: a fresh netns, and a private sysfs that shows it. 0, or -1. */
+static inline int case_namespaces(void)
 {
 	if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0) {
-		ktap_diag("unshare(CLONE_NEWNET | CLONE_NEWNS): %s", strerror(errno));
-		_exit(R_FAIL);
+		ktap_diag("unshare(CLONE_NEWNET | CLONE_NEWNS): %s (must run as root)", strerror(errno));
+		return -1;
 	}
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("sysfs", "/sys", "sysfs", 0, NULL) < 0)
@@ -568,6 +569,7 @@ static inline void case_namespaces(void)
 		ktap_diag("note: debugfs: %s", strerror(errno));
 	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
 	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+	return 0;
 }
 
 /* Runs one case in a child process, bounded by CASE_TMO. */
@@ -587,7 +589,8 @@ static inline int run_case(int (*fn)(const char *), const char *dev, const char 
 	if (!pid) {
 		int r;
 
-		case_namespaces();
+		if (case_namespaces())
+			_exit(R_FAIL);
 		r = fn(dev);
 		fflush(stdout);
 		_exit(r);
@@ -673,5 +676,76 @@ static inline int vcase_main(const struct vcase *cases, unsigned int ncases, int
 		finish();
 	return ktap_finish(&k);
 }
+
+#ifdef __KSELFTEST_HARNESS_H
+/* ---- the cases as tests of kselftest_harness.h ---------------------------------------- */
+
+#define CASE_TMO_S (CASE_TMO / 1000)	/* TEST_F_TIMEOUT; the harness's default is 30 s */
+
+/*
+ * A test's FIXTURE_SETUP, in the test's own process: SKIP if the variant's device is not
+ * there; else @prepare (if set: it fails the test if it fails), the case's own namespaces
+ * and fresh guest memory.
+ */
+static inline void vcase_setup(struct __test_metadata *_metadata, const char *path,
+			       int (*prepare)(void))
+{
+	int r;
+
+	if (access(path, F_OK))
+		SKIP(return, "%s not present", path);
+	if (prepare)
+		ASSERT_EQ(0, prepare()) TH_LOG("the program's setup failed (see above)");
+	ASSERT_EQ(0, case_namespaces());
+	r = guest_init(&G);
+	ASSERT_EQ(0, r) TH_LOG("guest memory: %s", strerror(-r));
+}
+
+/*
+ * The fixture @fx of a program's cases: one variant per device, vhost_net (the C reference)
+ * and vhost_rs_net (ours), set up by vcase_setup() with @prepare (or NULL).
+ */
+#define VCASE_FIXTURE(fx, prepare)					\
+	FIXTURE(fx) {							\
+		const char *path;					\
+	};								\
+	FIXTURE_VARIANT(fx) {						\
+		const char *path;					\
+	};								\
+	FIXTURE_VARIANT_ADD(fx, vhost_net) {				\
+		.path = "/dev/vhost-net",				\
+	};								\
+	FIXTURE_VARIANT_ADD(fx, vhost_rs_net) {				\
+		.path = "/dev/vhost-rs-net",				\
+	};								\
+	FIXTURE_SETUP(fx)						\
+	{								\
+		self->path = variant->path;				\
+		vcase_setup(_metadata, variant->path, prepare);		\
+	}								\
+	FIXTURE_TEARDOWN(fx)						\
+	{								\
+	}
+
+/*
+ * A test's body: case @fn on the variant's device, its R_PASS, R_FAIL (with the case's own
+ * diagnostics) or R_SKIP (with its reason) as the test's result.
+ */
+static inline void vcase_run(struct __test_metadata *_metadata, int (*fn)(const char *),
+			     const char *path)
+{
+	long long t0 = now_ms();
+	int r;
+
+	skip_reason[0] = 0;
+	r = fn(path);
+	fflush(stdout);
+	if (now_ms() - t0 > 5000)
+		ktap_diag("%s took %lld ms", _metadata->name, now_ms() - t0);
+	if (r == R_SKIP)
+		SKIP(return, "%s", skip_reason);
+	ASSERT_EQ(R_PASS, r) TH_LOG("the case failed: its diagnostics are above");
+}
+#endif /* __KSELFTEST_HARNESS_H */
 
 #endif /* VHOST_CASE_H */

@@ -620,7 +620,7 @@ static int case_stats(const char *path)
 	int r;
 
 	if (!strstr(path, "vhost-rs"))
-		SKIP("vhost-net has no per-queue statistics (ours has them in debugfs)");
+		CASE_SKIP("vhost-net has no per-queue statistics (ours has them in debugfs)");
 	r = tap_dev(&tc, &d, path);
 	if (r == R_PASS)
 		r = dev_txrx(&d, tc.cap, tc.snd, tc.t.ifindex, NULL, 0x640000);

@@ -189,13 +189,13 @@ static int case_alloc_faults(const char *path)
 	if (r != R_PASS)
 		return r;
 	if (access(path, F_OK))
-		SKIP("%s not present", path);
+		CASE_SKIP("%s not present", path);
 	r = fault_setup();
 	if (r)
-		SKIP("fault injection knobs in debugfs: %s", strerror(-r));
+		CASE_SKIP("fault injection knobs in debugfs: %s", strerror(-r));
 	fail_nth_fd = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
 	if (fail_nth_fd < 0)
-		SKIP("/proc/thread-self/fail-nth: %s (CONFIG_FAULT_INJECTION)", strerror(errno));
+		CASE_SKIP("/proc/thread-self/fail-nth: %s (CONFIG_FAULT_INJECTION)", strerror(errno));
 	for (s = 0; s < ST_N; s++) {
 		int step_inj = 0;
 
@@ -528,7 +528,7 @@ static int case_worker_faults(const char *path)
 		return r;
 	r = fault_setup();
 	if (r)
-		SKIP("fault injection knobs in debugfs: %s", strerror(-r));
+		CASE_SKIP("fault injection knobs in debugfs: %s", strerror(-r));
 	tid = worker_tid(getpid());
 	if (tid < 0)
 		FAIL("%s: no worker thread vhost-%d", d.name, getpid());

@@ -63,7 +63,7 @@ static int zc_net_create(struct zc_net *z, int nports, int delay_ms, bool tap_ca
 		z->tc.cap = -1;
 	}
 	if (nports && system("command -v tc >/dev/null 2>&1"))
-		SKIP("iproute2 `tc` not found");
+		CASE_SKIP("iproute2 `tc` not found");
 	if (nports && run("ip link add zbr type bridge && ip link set zbr up && "
 			  "ip link set %s master zbr", z->tc.t.name))
 		FAIL("cannot make bridge zbr with %s", z->tc.t.name);
