@@ -3,11 +3,12 @@
  * vhost_owner: the owner and its worker: a kthread worker (FORK_FROM_OWNER 0), the owner
  * SIGKILLed mid-traffic, the owner exiting while another process holds the file.
  *
- * Usage: vhost_owner [DEV...]   (default: /dev/vhost-net /dev/vhost-rs-net)
- *
- * Every case runs against every device, each in a child process and network namespace of
- * its own (vhost_case.h). Prints KTAP; exits 1 if any case failed.
+ * Every case runs against both devices, as the two variants of fixture `owner` of the
+ * kernel's kselftest_harness.h (owner.vhost_net.<case>, owner.vhost_rs_net.<case>), each in
+ * a process and network namespace of its own (vhost_case.h); a device that is not there
+ * skips its tests. `-v vhost_rs_net` runs one device, `-t <case>` one case, `-l` lists them.
  */
+#include "kselftest_harness.h"
 #include "vhost_case.h"
 
 /* ---- kthread worker ------------------------------------------------------------------ */
@@ -341,13 +342,21 @@ out:
 	return r;
 }
 
-static const struct vcase cases[] = {
-	{ "kthread_worker", case_kthread },
-	{ "owner_sigkilled", case_owner_killed },
-	{ "owner_exits_fd_shared", case_owner_exits },
-};
+VCASE_FIXTURE(owner, NULL)
 
-int main(int argc, char **argv)
+TEST_F_TIMEOUT(owner, kthread_worker, CASE_TMO_S)
 {
-	return vcase_main(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, NULL, NULL);
+	vcase_run(_metadata, case_kthread, variant->path);
 }
+
+TEST_F_TIMEOUT(owner, owner_sigkilled, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_owner_killed, variant->path);
+}
+
+TEST_F_TIMEOUT(owner, owner_exits_fd_shared, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_owner_exits, variant->path);
+}
+
+TEST_HARNESS_MAIN
