@@ -4,11 +4,12 @@
  * multiqueue tap), and backends that change or go away while traffic flows (swapped and
  * detached under TX, the tap deleted).
  *
- * Usage: vhost_backends [DEV...]   (default: /dev/vhost-net /dev/vhost-rs-net)
- *
- * Every case runs against every device, each in a child process and network namespace of
- * its own (vhost_case.h). Prints KTAP; exits 1 if any case failed.
+ * Every case runs against both devices, as the two variants of fixture `backends` of the
+ * kernel's kselftest_harness.h (backends.vhost_net.<case>, backends.vhost_rs_net.<case>), each in
+ * a process and network namespace of its own (vhost_case.h); a device that is not there
+ * skips its tests. `-v vhost_rs_net` runs one device, `-t <case>` one case, `-l` lists them.
  */
+#include "kselftest_harness.h"
 #include "vhost_case.h"
 
 /* ---- macvtap --------------------------------------------------------------------------- */
@@ -701,15 +702,31 @@ out:
 	return r;
 }
 
-static const struct vcase cases[] = {
-	{ "macvtap", case_macvtap },
-	{ "packet_socket", case_packet },
-	{ "multiqueue_tap", case_multiqueue },
-	{ "backend_swap_detach", case_swap },
-	{ "tap_deleted", case_tap_deleted },
-};
+VCASE_FIXTURE(backends, NULL)
 
-int main(int argc, char **argv)
+TEST_F_TIMEOUT(backends, macvtap, CASE_TMO_S)
 {
-	return vcase_main(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, NULL, NULL);
+	vcase_run(_metadata, case_macvtap, variant->path);
 }
+
+TEST_F_TIMEOUT(backends, packet_socket, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_packet, variant->path);
+}
+
+TEST_F_TIMEOUT(backends, multiqueue_tap, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_multiqueue, variant->path);
+}
+
+TEST_F_TIMEOUT(backends, backend_swap_detach, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_swap, variant->path);
+}
+
+TEST_F_TIMEOUT(backends, tap_deleted, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_tap_deleted, variant->path);
+}
+
+TEST_HARNESS_MAIN
