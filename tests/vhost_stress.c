@@ -4,11 +4,12 @@
  * injected in every setup step and in the worker, ioctls racing with traffic. The fault
  * cases need CONFIG_FAULT_INJECTION (fail-nth, failslab, fail_page_alloc) and skip without.
  *
- * Usage: vhost_stress [DEV...]   (default: /dev/vhost-net /dev/vhost-rs-net)
- *
- * Every case runs against every device, each in a child process and network namespace of
- * its own (vhost_case.h). Prints KTAP; exits 1 if any case failed.
+ * Every case runs against both devices, as the two variants of fixture `stress` of the
+ * kernel's kselftest_harness.h (stress.vhost_net.<case>, stress.vhost_rs_net.<case>), each in
+ * a process and network namespace of its own (vhost_case.h); a device that is not there
+ * skips its tests. `-v vhost_rs_net` runs one device, `-t <case>` one case, `-l` lists them.
  */
+#include "kselftest_harness.h"
 #include "vhost_case.h"
 
 /* ---- ring indexes, read and written whole ------------------------------------------------ */
@@ -617,14 +618,26 @@ static int case_worker_faults(const char *path)
 	return r;
 }
 
-static const struct vcase cases[] = {
-	{ "ring_index_atomic", case_ring_index_atomic },
-	{ "alloc_faults", case_alloc_faults },
-	{ "ioctl_races", case_ioctl_races },
-	{ "worker_faults", case_worker_faults },
-};
+VCASE_FIXTURE(stress, NULL)
 
-int main(int argc, char **argv)
+TEST_F_TIMEOUT(stress, ring_index_atomic, CASE_TMO_S)
 {
-	return vcase_main(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, NULL, NULL);
+	vcase_run(_metadata, case_ring_index_atomic, variant->path);
 }
+
+TEST_F_TIMEOUT(stress, alloc_faults, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_alloc_faults, variant->path);
+}
+
+TEST_F_TIMEOUT(stress, ioctl_races, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_ioctl_races, variant->path);
+}
+
+TEST_F_TIMEOUT(stress, worker_faults, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_worker_faults, variant->path);
+}
+
+TEST_HARNESS_MAIN
