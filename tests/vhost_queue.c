@@ -4,11 +4,12 @@
  * RX, busy polling, TX and RX batching, and our per-queue statistics (debugfs, fdinfo),
  * which vhost-net does not have: the counter checks run on ours only.
  *
- * Usage: vhost_queue [DEV...]   (default: /dev/vhost-net /dev/vhost-rs-net)
- *
- * Every case runs against every device, each in a child process and network namespace of
- * its own (vhost_case.h). Prints KTAP; exits 1 if any case failed.
+ * Every case runs against both devices, as the two variants of fixture `queue` of the
+ * kernel's kselftest_harness.h (queue.vhost_net.<case>, queue.vhost_rs_net.<case>), each in
+ * a process and network namespace of its own (vhost_case.h); a device that is not there
+ * skips its tests. `-v vhost_rs_net` runs one device, `-t <case>` one case, `-l` lists them.
  */
+#include "kselftest_harness.h"
 #include "vhost_case.h"
 
 /* ---- dirty log ------------------------------------------------------------------------- */
@@ -687,15 +688,31 @@ out:
 	return r;
 }
 
-static const struct vcase cases[] = {
-	{ "dirty_log_rx", case_dirty_log },
-	{ "busy_poll", case_busy_poll },
-	{ "tx_batching", case_tx_batching },
-	{ "rx_batching", case_rx_batching },
-	{ "stats_debugfs", case_stats },
-};
+VCASE_FIXTURE(queue, NULL)
 
-int main(int argc, char **argv)
+TEST_F_TIMEOUT(queue, dirty_log_rx, CASE_TMO_S)
 {
-	return vcase_main(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, NULL, NULL);
+	vcase_run(_metadata, case_dirty_log, variant->path);
 }
+
+TEST_F_TIMEOUT(queue, busy_poll, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_busy_poll, variant->path);
+}
+
+TEST_F_TIMEOUT(queue, tx_batching, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_tx_batching, variant->path);
+}
+
+TEST_F_TIMEOUT(queue, rx_batching, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_rx_batching, variant->path);
+}
+
+TEST_F_TIMEOUT(queue, stats_debugfs, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_stats, variant->path);
+}
+
+TEST_HARNESS_MAIN
