@@ -4,16 +4,17 @@
  * holds them, clones, completion in place, the copy fallbacks, a queue ended with buffers
  * in flight.
  *
- * Usage: vhost_zcopy [DEV...]   (default: /dev/vhost-net /dev/vhost-rs-net)
+ * Every case runs against both devices, as the two variants of fixture `zcopy` of the
+ * kernel's kselftest_harness.h (zcopy.vhost_net.<case>, zcopy.vhost_rs_net.<case>), each in
+ * a process and network namespace of its own (vhost_case.h); a device that is not there
+ * skips its tests. `-v vhost_rs_net` runs one device, `-t <case>` one case, `-l` lists them.
  *
- * Every case runs against every device, each in a child process and network namespace of
- * its own (vhost_case.h). Prints KTAP; exits 1 if any case failed.
- *
- * Before its first case it reloads vhost_net, and vhost-rs.ko if loaded ($VHOST_RS_KO, by
- * default ./vhost-rs.ko: run from the repository root), with experimental_zcopytx=1, and
- * afterwards with the default again.
+ * Before its first test that runs (on a device that is there) it reloads vhost_net, and
+ * vhost-rs.ko if loaded ($VHOST_RS_KO, by default ./vhost-rs.ko: run from the repository
+ * root), with experimental_zcopytx=1, and at its exit with the default again.
  * Needs iproute2 (`ip`, `tc` with netem).
  */
+#include "kselftest_harness.h"
 #include "vhost_case.h"
 
 /* ---- zero-copy TX ------------------------------------------------------------------------ */
@@ -91,7 +92,8 @@ static int zc_net_create(struct zc_net *z, int nports, int delay_ms, bool tap_ca
  * with a tun/tap backend attached: the ubufs reference count, which vhost_net_vq_reset()
  * forgets without freeing. kmemleak reports them and the run would fail on the C module's
  * account; so the zcopy cases detach both backends before closing (harmless for ours), and
- * close or reset with buffers in flight on ours only (zc_end_inflight()).
+ * close or reset with buffers in flight on ours only (zcopy_inflight_end_reset_close skips
+ * on vhost_net).
  */
 static void zc_detach(struct dev *d)
 {
@@ -400,11 +402,15 @@ static int zc_end_inflight(struct dev *d, struct zc_net *z, const char *how, uin
 	return zc_expect(z->caps[0], "zv0b", frames, lens, 8);
 }
 
-static int case_zcopy_inflight_end(const char *path)
+/*
+ * A detach with buffers in flight; with @reset_close then, on the same device with its
+ * backend back, a RESET_OWNER, and on a second device (the first one's rings are gone with
+ * its owner) a close, both with buffers in flight.
+ */
+static int zc_inflight_end(const char *path, bool reset_close)
 {
 	struct zc_net z = { 0 };
 	struct dev d = { .vfd = -1 }, d2 = { .vfd = -1 };
-	bool c = !strcmp(path, "/dev/vhost-net");
 	int r;
 
 	r = zc_net_create(&z, 1, 400, false);
@@ -412,17 +418,13 @@ static int case_zcopy_inflight_end(const char *path)
 		r = zc_dev(&z, &d, path, 0);
 	if (r == R_PASS)
 		r = zc_end_inflight(&d, &z, "detach", 0x2d0000);
-	if (r == R_PASS && c)
-		ktap_diag("%s: reset and close with buffers in flight: on ours only, vhost_net.ko "
-			  "leaks its ubufs there (see zc_detach())", d.name);
-	if (r == R_PASS && !c)
+	if (r == R_PASS && reset_close)
 		r = dev_backend(&d, z.tc.t.fd);
-	if (r == R_PASS && !c)
+	if (r == R_PASS && reset_close)
 		r = zc_end_inflight(&d, &z, "reset", 0x2d0100);
-	/* A second device (the first one's rings are gone with its owner), closed in flight. */
-	if (r == R_PASS && !c)
+	if (r == R_PASS && reset_close)
 		r = zc_dev(&z, &d2, path, 1);
-	if (r == R_PASS && !c)
+	if (r == R_PASS && reset_close)
 		r = zc_end_inflight(&d2, &z, "close", 0x2d0200);
 	zc_detach(&d);
 	zc_detach(&d2);
@@ -430,6 +432,20 @@ static int case_zcopy_inflight_end(const char *path)
 	dev_close(&d2);
 	zc_net_close(&z);
 	return r;
+}
+
+static int case_zcopy_inflight_end_detach(const char *path)
+{
+	return zc_inflight_end(path, false);
+}
+
+/* The detach, then the reset and the close: on ours only (see zc_detach()). */
+static int case_zcopy_inflight_end_reset_close(const char *path)
+{
+	if (!strcmp(path, "/dev/vhost-net"))
+		CASE_SKIP("on ours only: vhost_net.ko leaks its ubufs on a reset or close with "
+			  "zero-copy buffers in flight, and kmemleak would fail the run on its account");
+	return zc_inflight_end(path, true);
 }
 
 /*
@@ -620,26 +636,65 @@ static int zcopy_reload(int on)
 	return 0;
 }
 
-/* vcase_main()'s hooks: the modules with zero-copy on for the cases, off after them. */
+/*
+ * The modules with zero-copy on for the tests, the defaults after them: zcopy_on() is every
+ * test's prepare hook (vcase_setup(): after the device was found, before the test's own
+ * namespaces) and reloads them the first time; zcopy_off() reloads them at the program's
+ * exit if zcopy_on() tried. So `-l`, filtered-out tests and missing devices reload nothing.
+ * zc_state, shared by the tests' processes: 0 not tried, 1 on, -1 failed (every test then
+ * fails at its setup, without running; the first one's diagnostics say why).
+ */
+static int *zc_state;
+
 static int zcopy_on(void)
 {
-	return zcopy_reload(1);
+	if (!*zc_state)
+		*zc_state = zcopy_reload(1) ? -1 : 1;
+	return *zc_state < 0 ? -1 : 0;
 }
 
 static void zcopy_off(void)
 {
-	if (zcopy_reload(0))
+	if (*zc_state && zcopy_reload(0))
 		ktap_diag("could not reload the modules with their defaults");
 }
 
-static const struct vcase cases[] = {
-	{ "zcopy_clones", case_zcopy_clones },
-	{ "zcopy_in_place", case_zcopy_in_place },
-	{ "zcopy_inflight_end", case_zcopy_inflight_end },
-	{ "zcopy_fallbacks", case_zcopy_fallbacks },
-};
+VCASE_FIXTURE(zcopy, zcopy_on)
 
+TEST_F_TIMEOUT(zcopy, zcopy_clones, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_zcopy_clones, variant->path);
+}
+
+TEST_F_TIMEOUT(zcopy, zcopy_in_place, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_zcopy_in_place, variant->path);
+}
+
+TEST_F_TIMEOUT(zcopy, zcopy_inflight_end_detach, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_zcopy_inflight_end_detach, variant->path);
+}
+
+TEST_F_TIMEOUT(zcopy, zcopy_inflight_end_reset_close, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_zcopy_inflight_end_reset_close, variant->path);
+}
+
+TEST_F_TIMEOUT(zcopy, zcopy_fallbacks, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_zcopy_fallbacks, variant->path);
+}
+
+/* TEST_HARNESS_MAIN, with zc_state shared before the first test and zcopy_off() at exit. */
 int main(int argc, char **argv)
 {
-	return vcase_main(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, zcopy_on, zcopy_off);
+	zc_state = mmap(NULL, sizeof(*zc_state), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (zc_state == MAP_FAILED) {
+		ktap_diag("mmap: %s", strerror(errno));
+		return KSFT_FAIL;
+	}
+	atexit(zcopy_off);
+	return test_harness_run(argc, argv);
 }
