@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The harness of the programs split out of vhost_backends (vhost_backends, vhost_owner,
- * vhost_queue, vhost_stress, vhost_zcopy): one device set up as QEMU does (struct dev), a
- * tap with a capture and a sender socket on it (struct tapc), our per-queue counters, and
- * vcase_main(), which is each program's main.
+ * The cases of the programs split out of vhost_backends (vhost_backends, vhost_owner,
+ * vhost_queue, vhost_stress, vhost_zcopy) and their shared parts: one device set up as QEMU
+ * does (struct dev), a tap with a capture and a sender socket on it (struct tapc), our
+ * per-queue counters, and the glue to the kernel's kselftest_harness.h.
  *
- * Every case runs against every device with the same expectations, each in a child process
- * of its own (bounded in time: a hung case is reported and killed, the others still run),
- * in a network namespace of its own (and a mount namespace with a private sysfs, so that
- * /sys/class/net shows that namespace). Guest memory and rings come from guest.h; each
- * device of a case gets its own slice of guest memory (dev_slot()). Needs iproute2 (`ip`)
- * for the veth and macvtap cases. Each program prints KTAP; exits 1 if any case failed.
+ * A case is a function of the device's path returning R_PASS, R_FAIL (after diagnostics)
+ * or R_SKIP (with skip_reason). Each program makes each case a test of its fixture
+ * (VCASE_FIXTURE(): one variant per device, vhost_net and vhost_rs_net) with the same
+ * expectations on both; the harness runs every test in a process of its own under a timeout
+ * (CASE_TMO_S), and vcase_setup() gives it a network namespace of its own (and a mount
+ * namespace with a private sysfs, so that /sys/class/net shows that namespace) and fresh
+ * guest memory (guest.h); each device of a case gets its own slice of it (dev_slot()).
+ * Needs iproute2 (`ip`) for the veth and macvtap cases. Each program prints KTAP (the
+ * harness's); exits 1 if any test failed.
  */
 #ifndef VHOST_CASE_H
 #define VHOST_CASE_H
@@ -28,13 +31,14 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 
+#include "kselftest_harness.h"
 #include "vhost_test.h"
 #include "guest.h"
 #include "frames.h"
 
 #define F(b)	(1ULL << (b))
 #define TMO	5000	/* ms: any single wait */
-#define CASE_TMO 300000	/* ms: a whole case, in its child process */
+#define CASE_TMO_S 300	/* s: a whole case (TEST_F_TIMEOUT); the harness's default is 30 */
 
 #define QEMU_FEATURES (F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MRG_RXBUF) | \
 		       F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_RING_F_EVENT_IDX) | \
@@ -45,8 +49,7 @@
 enum { R_PASS, R_FAIL, R_SKIP };
 
 static struct guest G;
-static char skip_buf[256];
-static char *skip_reason = skip_buf;	/* vcase_main() shares it with the case's child process */
+static char skip_reason[256];	/* why the case returned R_SKIP */
 
 #define FAIL(...) do { ktap_diag(__VA_ARGS__); return R_FAIL; } while (0)
 #define CASE_SKIP(...) do { snprintf(skip_reason, 256, __VA_ARGS__); return R_SKIP; } while (0)
@@ -572,115 +575,7 @@ static inline int case_namespaces(void)
 	return 0;
 }
 
-/* Runs one case in a child process, bounded by CASE_TMO. */
-static inline int run_case(int (*fn)(const char *), const char *dev, const char *name)
-{
-	pid_t pid;
-	int st;
-
-	skip_reason[0] = 0;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		ktap_diag("fork: %s", strerror(errno));
-		return R_FAIL;
-	}
-	if (!pid) {
-		int r;
-
-		if (case_namespaces())
-			_exit(R_FAIL);
-		r = fn(dev);
-		fflush(stdout);
-		_exit(r);
-	}
-	st = wait_child(pid, CASE_TMO);
-	if (st < 0) {
-		ktap_diag("%s: no result within %d s: killed", name, CASE_TMO / 1000);
-		kill(pid, SIGKILL);
-		if (wait_child(pid, 10000) < 0)
-			ktap_diag("%s: the killed case does not go away (stuck in the kernel?)", name);
-		return R_FAIL;
-	}
-	if (WIFSIGNALED(st)) {
-		ktap_diag("%s: the case died of signal %d", name, WTERMSIG(st));
-		return R_FAIL;
-	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st) > R_SKIP)
-		return R_FAIL;
-	return WEXITSTATUS(st);
-}
-
-/* A case: its name (printed with the device's, e.g. "macvtap vhost-net") and its function. */
-struct vcase {
-	const char *name;
-	int (*fn)(const char *dev);
-};
-
-/*
- * A program's main: every case of @cases against every device (the arguments, or both
- * devices), case by case, each device in run_case(); one KTAP line each, in that order.
- * @prepare, if set, runs once before the first case that is selected (VHOST_TEST_CASES):
- * if it fails, every case is reported failed without running. @finish, if set, runs at the
- * end if @prepare ran, whether or not it worked.
- */
-static inline int vcase_main(const struct vcase *cases, unsigned int ncases, int argc, char **argv,
-			     int (*prepare)(void), void (*finish)(void))
-{
-	int prepared = 0;	/* @prepare: 1 ran, -1 failed */
-	static const char *const defdevs[] = { "/dev/vhost-net", "/dev/vhost-rs-net" };
-	const char *const *devs = argc > 1 ? (const char *const *)argv + 1 : defdevs;
-	int ndevs = argc > 1 ? argc - 1 : 2, d, r;
-	struct ktap k = { 0 };
-	unsigned int i;
-	char name[128];
-
-	ktap_header(ncases * ndevs);
-	skip_reason = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (skip_reason == MAP_FAILED || unshare(CLONE_NEWNET) < 0) {
-		ktap_diag("setup (mmap, unshare(CLONE_NEWNET)): %s (must run as root)", strerror(errno));
-		for (i = 0; i < ncases * ndevs; i++)
-			ktap_result(&k, 0, cases[i % ncases].name, NULL);
-		return ktap_finish(&k);
-	}
-	r = guest_init(&G);
-	if (r) {
-		ktap_diag("guest memory: %s", strerror(-r));
-		return 1;
-	}
-	for (i = 0; i < ncases; i++) {
-		for (d = 0; d < ndevs; d++) {
-			const char *dn = strrchr(devs[d], '/') ? strrchr(devs[d], '/') + 1 : devs[d];
-			long long t0 = now_ms();
-
-			snprintf(name, sizeof(name), "%s %s", cases[i].name, dn);
-			if (!case_selected(cases[i].name)) {
-				ktap_result(&k, 1, name, "not selected by VHOST_TEST_CASES");
-				continue;
-			}
-			memset(G.mem, 0, G_MEM_SIZE);
-			if (prepare && !prepared)
-				prepared = prepare() ? -1 : 1;
-			if (prepared < 0) {
-				ktap_result(&k, 0, name, NULL);
-				continue;
-			}
-			r = run_case(cases[i].fn, devs[d], name);
-			if (now_ms() - t0 > 5000)
-				ktap_diag("%s took %lld ms", name, now_ms() - t0);
-			ktap_result(&k, r == R_PASS, name, r == R_SKIP ? skip_reason : NULL);
-		}
-	}
-	if (prepared && finish)
-		finish();
-	return ktap_finish(&k);
-}
-
-#ifdef __KSELFTEST_HARNESS_H
 /* ---- the cases as tests of kselftest_harness.h ---------------------------------------- */
-
-#define CASE_TMO_S (CASE_TMO / 1000)	/* TEST_F_TIMEOUT; the harness's default is 30 s */
 
 /*
  * A test's FIXTURE_SETUP, in the test's own process: SKIP if the variant's device is not
@@ -746,6 +641,5 @@ static inline void vcase_run(struct __test_metadata *_metadata, int (*fn)(const 
 		SKIP(return, "%s", skip_reason);
 	ASSERT_EQ(R_PASS, r) TH_LOG("the case failed: its diagnostics are above");
 }
-#endif /* __KSELFTEST_HARNESS_H */
 
 #endif /* VHOST_CASE_H */
