@@ -175,7 +175,8 @@ impl EventFdCtx {
     pub(crate) fn fdget(fd: i32) -> Result<Self> {
         // SAFETY: looks `fd` up in the caller's file table; on success the result holds a
         // counted reference, otherwise it is an error pointer.
-        let ctx = kernel::error::from_err_ptr(unsafe { bindings::eventfd_ctx_fdget(fd) })?;
+        let ctx = unsafe { bindings::eventfd_ctx_fdget(fd) };
+        let ctx = kernel::error::from_err_ptr(ctx)?;
         NonNull::new(ctx).map(Self).ok_or(EINVAL)
     }
 
@@ -198,7 +199,8 @@ impl Drop for EventFdCtx {
 pub(crate) fn eventfd_fget(fd: i32) -> Result<ARef<File>> {
     // SAFETY: looks `fd` up in the caller's file table; on success the result holds a
     // counted file reference, otherwise it is an error pointer.
-    let file = kernel::error::from_err_ptr(unsafe { bindings::eventfd_fget(fd) })?;
+    let file = unsafe { bindings::eventfd_fget(fd) };
+    let file = kernel::error::from_err_ptr(file)?;
     let file = NonNull::new(file.cast::<File>()).ok_or(EBADF)?;
     // SAFETY: `File` is a transparent wrapper of `struct file`, and we own the reference that
     // `eventfd_fget` took; the `ARef` releases it with `fput`.
