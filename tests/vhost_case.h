@@ -31,14 +31,11 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 
-#include "kselftest_harness.h"
-#include "vhost_test.h"
-#include "guest.h"
+#include "vcase.h"
 #include "frames.h"
 
 #define F(b)	(1ULL << (b))
 #define TMO	5000	/* ms: any single wait */
-#define CASE_TMO_S 300	/* s: a whole case (TEST_F_TIMEOUT); the harness's default is 30 */
 
 #define QEMU_FEATURES (F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MRG_RXBUF) | \
 		       F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_RING_F_EVENT_IDX) | \
@@ -46,13 +43,6 @@
 #define HDR_LEN	12	/* VERSION_1: struct virtio_net_hdr_mrg_rxbuf */
 #define SLOT	2048	/* bytes per TX/RX buffer */
 
-enum { R_PASS, R_FAIL, R_SKIP };
-
-static struct guest G;
-static char skip_reason[256];	/* why the case returned R_SKIP */
-
-#define FAIL(...) do { ktap_diag(__VA_ARGS__); return R_FAIL; } while (0)
-#define CASE_SKIP(...) do { snprintf(skip_reason, 256, __VA_ARGS__); return R_SKIP; } while (0)
 
 /* ---- shell and interfaces ------------------------------------------------------------ */
 
@@ -556,90 +546,5 @@ static inline long long counter(const struct dev *d, const char *q, const char *
 }
 
 /* ---- running the cases --------------------------------------------------------------- */
-
-/* The case's own namespaces: a fresh netns, and a private sysfs that shows it. 0, or -1. */
-static inline int case_namespaces(void)
-{
-	if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0) {
-		ktap_diag("unshare(CLONE_NEWNET | CLONE_NEWNS): %s (must run as root)", strerror(errno));
-		return -1;
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("sysfs", "/sys", "sysfs", 0, NULL) < 0)
-		ktap_diag("note: private sysfs: %s", strerror(errno));
-	/* Our counters are in debugfs, which the new sysfs hides. */
-	else if (mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL) < 0)
-		ktap_diag("note: debugfs: %s", strerror(errno));
-	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
-	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
-	return 0;
-}
-
-/* ---- the cases as tests of kselftest_harness.h ---------------------------------------- */
-
-/*
- * A test's FIXTURE_SETUP, in the test's own process: SKIP if the variant's device is not
- * there; else @prepare (if set: it fails the test if it fails), the case's own namespaces
- * and fresh guest memory.
- */
-static inline void vcase_setup(struct __test_metadata *_metadata, const char *path,
-			       int (*prepare)(void))
-{
-	int r;
-
-	if (access(path, F_OK))
-		SKIP(return, "%s not present", path);
-	if (prepare)
-		ASSERT_EQ(0, prepare()) TH_LOG("the program's setup failed (see above)");
-	ASSERT_EQ(0, case_namespaces());
-	r = guest_init(&G);
-	ASSERT_EQ(0, r) TH_LOG("guest memory: %s", strerror(-r));
-}
-
-/*
- * The fixture @fx of a program's cases: one variant per device, vhost_net (the C reference)
- * and vhost_rs_net (ours), set up by vcase_setup() with @prepare (or NULL).
- */
-#define VCASE_FIXTURE(fx, prepare)					\
-	FIXTURE(fx) {							\
-		const char *path;					\
-	};								\
-	FIXTURE_VARIANT(fx) {						\
-		const char *path;					\
-	};								\
-	FIXTURE_VARIANT_ADD(fx, vhost_net) {				\
-		.path = "/dev/vhost-net",				\
-	};								\
-	FIXTURE_VARIANT_ADD(fx, vhost_rs_net) {				\
-		.path = "/dev/vhost-rs-net",				\
-	};								\
-	FIXTURE_SETUP(fx)						\
-	{								\
-		self->path = variant->path;				\
-		vcase_setup(_metadata, variant->path, prepare);		\
-	}								\
-	FIXTURE_TEARDOWN(fx)						\
-	{								\
-	}
-
-/*
- * A test's body: case @fn on the variant's device, its R_PASS, R_FAIL (with the case's own
- * diagnostics) or R_SKIP (with its reason) as the test's result.
- */
-static inline void vcase_run(struct __test_metadata *_metadata, int (*fn)(const char *),
-			     const char *path)
-{
-	long long t0 = now_ms();
-	int r;
-
-	skip_reason[0] = 0;
-	r = fn(path);
-	fflush(stdout);
-	if (now_ms() - t0 > 5000)
-		ktap_diag("%s took %lld ms", _metadata->name, now_ms() - t0);
-	if (r == R_SKIP)
-		SKIP(return, "%s", skip_reason);
-	ASSERT_EQ(R_PASS, r) TH_LOG("the case failed: its diagnostics are above");
-}
 
 #endif /* VHOST_CASE_H */

@@ -2,11 +2,11 @@
 /*
  * vhost_ctl: differential test of the vhost-net control plane.
  *
- *   vhost_ctl [REF_DEV [DUT_DEV]]     (defaults /dev/vhost-net, /dev/vhost-rs-net)
- *
  * Every case is an ioctl *sequence*: a function run once on a fresh fd of the
- * reference device (the C vhost-net) and once on a fresh fd of the device under
- * test (vhost-rs), in this process. Each step records the ioctl's return
+ * reference device (the C vhost-net, /dev/vhost-net) and once on a fresh fd of the device
+ * under test (vhost-rs, /dev/vhost-rs-net), in one test of fixture `ctl` of the kernel's
+ * kselftest_harness.h (ctl.<sequence>; `-t <sequence>` runs one, `-l` lists them), in the
+ * test's own process and network namespace. Each step records the ioctl's return
  * value, errno and the data it returned (out-structs, feature words, bytes the
  * device wrote into guest memory such as used->flags). A case fails when the
  * two traces differ anywhere; the first differing step is printed.
@@ -48,6 +48,7 @@
 #include <netinet/in.h>
 #include <linux/vhost.h>
 
+#include "kselftest_harness.h"
 #include "vhost_test.h"
 
 /* ---- constants --------------------------------------------------------- */
@@ -1735,67 +1736,6 @@ static void seq_close_busy(struct ctx *c)
 	/* the runner closes the vhost fd before the tap and eventfds */
 }
 
-/* ---- the case list ------------------------------------------------------- */
-
-struct seqdef {
-	const char *name;
-	void (*fn)(struct ctx *);
-};
-
-#define S(n) { #n, seq_##n }
-static const struct seqdef seqs[] = {
-	S(open_defaults),
-	S(owner_required),
-	S(owner_check_order),
-	S(set_owner_twice),
-	S(reset_owner_cycle),
-	S(reset_owner_empty_memtable),
-	S(fork_child_not_owner),
-	S(fork_child_becomes_owner),
-	S(features_set_get),
-	S(features_each_bit),
-	S(features_array_each_bit),
-	S(features_array_get),
-	S(features_array_set),
-	S(backend_features),
-	S(backend_features_each_bit),
-	S(fork_owner),
-	S(fork_owner_kthread),
-	S(mem_table_counts),
-	S(mem_table_regions),
-	S(mem_table_checked_when_attached),
-	S(log_base),
-	S(log_base_attached),
-	S(log_fd),
-	S(vring_num),
-	S(vring_busy_attached),
-	S(vring_addr),
-	S(vring_addr_attached),
-	S(vring_base),
-	S(vring_kick),
-	S(vring_call),
-	S(vring_err),
-	S(vring_endian),
-	S(busyloop),
-	S(backend_index),
-	S(backend_before_memtable),
-	S(backend_not_socket),
-	S(backend_tun_unattached),
-	S(backend_tap),
-	S(backend_tap_replace),
-	S(backend_packet_socket),
-	S(reset_owner_with_backend),
-	S(unknown_ioctls),
-	S(worker_ioctls),
-	S(other_vhost_ioctls),
-	S(bad_pointers_owned),
-	S(log_all_feature),
-	S(access_platform_feature),
-	S(close_busy),
-};
-#undef S
-#define NSEQ ((int)(sizeof(seqs) / sizeof(seqs[0])))
-
 /* ---- running and comparing --------------------------------------------------- */
 
 static void fmt_result(char *buf, size_t n, const struct step *s)
@@ -1818,7 +1758,7 @@ static int same_result(const struct step *a, const struct step *b)
 }
 
 /* Run one sequence on a fresh fd of dev. Returns 0, or -errno of the open. */
-static int run_on(const char *dev, const struct seqdef *sq, struct trace *t)
+static int run_on(const char *dev, void (*fn)(struct ctx *), struct trace *t)
 {
 	struct ctx c;
 	int i;
@@ -1831,7 +1771,7 @@ static int run_on(const char *dev, const struct seqdef *sq, struct trace *t)
 	c.fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (c.fd < 0)
 		return -errno;
-	sq->fn(&c);
+	fn(&c);
 	close(c.fd);
 	for (i = 0; i < c.nx; i++)
 		close(c.xfd[i]);
@@ -2006,90 +1946,137 @@ static int setup_memory(void)
 	return mprotect(ro, PAGE, PROT_READ);
 }
 
-int main(int argc, char **argv)
+/* ---- the sequences as tests of kselftest_harness.h ---------------------------------- */
+
+#define REF "/dev/vhost-net"
+#define DUT "/dev/vhost-rs-net"
+
+/*
+ * One fixture, no variants: a test is the comparison of the two devices, so each runs both,
+ * in the test's own process and network namespace, with fresh guest memory.
+ */
+FIXTURE(ctl) {
+	struct trace *tr, *td;	/* shared: a sequence's forked children record into them */
+	int have_dut;
+};
+
+FIXTURE_SETUP(ctl)
 {
-	const char *ref = argc > 1 ? argv[1] : "/dev/vhost-net";
-	const char *dut = argc > 2 ? argv[2] : "/dev/vhost-rs-net";
-	struct trace *tr, *td;
-	struct ktap k = { 0 };
 	uint64_t f64, extra;
-	int have_ref, have_dut, i, r;
-	char reason[160];
+	int r;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	ktap_header(NSEQ + 1);
-	/* a private network namespace: the taps we create are visible nowhere else */
-	if (unshare(CLONE_NEWNET))
-		ktap_diag("unshare(CLONE_NEWNET) failed: %s; tap cases will fail", strerror(errno));
-	if (setup_memory()) {
-		printf("Bail out! cannot set up guest memory: %s\n", strerror(errno));
-		return 1;
-	}
-	tr = mmap(NULL, sizeof(*tr), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	td = mmap(NULL, sizeof(*td), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (tr == MAP_FAILED || td == MAP_FAILED) {
-		printf("Bail out! mmap: %s\n", strerror(errno));
-		return 1;
-	}
-
-	r = query_features(ref, ref_feat, &ref_bfeat, &f64, &extra);
-	have_ref = r == 0;
-	if (!have_ref)
-		ktap_diag("REF %s unusable: %s", ref, strerror(-r));
-	r = query_features(dut, dut_feat, &dut_bfeat, &f64, &extra);
-	have_dut = r == 0;
-	if (!have_dut) {
-		ktap_diag("DUT %s missing or unusable (%s): running REF only", dut, strerror(-r));
+	ASSERT_EQ(0, unshare(CLONE_NEWNET)) TH_LOG("unshare(CLONE_NEWNET): %s", strerror(errno));
+	ASSERT_EQ(0, setup_memory()) TH_LOG("guest memory: %s", strerror(errno));
+	self->tr = mmap(NULL, sizeof(struct trace), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	self->td = mmap(NULL, sizeof(struct trace), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->tr);
+	ASSERT_NE(MAP_FAILED, self->td);
+	r = query_features(REF, ref_feat, &ref_bfeat, &f64, &extra);
+	if (r)
+		SKIP(return, "REF %s unusable (%s): modprobe vhost_net", REF, strerror(-r));
+	r = query_features(DUT, dut_feat, &dut_bfeat, &f64, &extra);
+	self->have_dut = r == 0;
+	if (!self->have_dut) {
+		ktap_diag("DUT %s missing or unusable (%s): running REF only", DUT, strerror(-r));
 		memcpy(dut_feat, ref_feat, sizeof(dut_feat));
 		dut_bfeat = ref_bfeat;
 	}
 	com_feat[0] = ref_feat[0] & dut_feat[0];
 	com_feat[1] = ref_feat[1] & dut_feat[1];
 	com_bfeat = ref_bfeat & dut_bfeat;
-	ktap_diag("REF %s features %#llx %#llx backend %#llx", ref,
+}
+
+FIXTURE_TEARDOWN(ctl)
+{
+}
+
+/*
+ * A sequence on REF, checked against the expectations read from the C code; then on DUT,
+ * compared step by step with REF. Without DUT, a SKIP that says REF met the expectations.
+ */
+static void ctl_seq(struct __test_metadata *_metadata, FIXTURE_DATA(ctl) *self,
+		    void (*fn)(struct ctx *))
+{
+	int ok, r;
+
+	r = run_on(REF, fn, self->tr);
+	ASSERT_EQ(0, r) TH_LOG("open %s: %s", REF, strerror(-r));
+	ok = check_expectations(self->tr);
+	if (!self->have_dut) {
+		ASSERT_TRUE(ok) TH_LOG("REF missed the expectations above");
+		SKIP(return, "DUT %s missing, REF met expectations (%d steps)", DUT, self->tr->n);
+	}
+	r = run_on(DUT, fn, self->td);
+	ASSERT_EQ(0, r) TH_LOG("open %s: %s", DUT, strerror(-r));
+	ok &= compare(self->tr, self->td);
+	ASSERT_TRUE(ok) TH_LOG("see the steps above");
+}
+
+/* DUT's feature words are a subset of REF's; lists what DUT lacks. */
+TEST_F(ctl, features_subset)
+{
+	ktap_diag("REF %s features %#llx %#llx backend %#llx", REF,
 		  (unsigned long long)ref_feat[0], (unsigned long long)ref_feat[1],
 		  (unsigned long long)ref_bfeat);
-	if (have_dut)
-		ktap_diag("DUT %s features %#llx %#llx backend %#llx", dut,
-			  (unsigned long long)dut_feat[0], (unsigned long long)dut_feat[1],
-			  (unsigned long long)dut_bfeat);
-
-	if (!have_ref || !have_dut)
-		ktap_result(&k, 1, "features_subset", have_ref ? "DUT device missing" : "REF device missing");
-	else
-		ktap_result(&k, features_subset(ref, dut), "features_subset", NULL);
-
-	for (i = 0; i < NSEQ; i++) {
-		const struct seqdef *sq = &seqs[i];
-		int ok;
-
-		if (!have_ref) {
-			ktap_result(&k, 1, sq->name, "REF device missing");
-			continue;
-		}
-		r = run_on(ref, sq, tr);
-		if (r) {
-			ktap_diag("open %s: %s", ref, strerror(-r));
-			ktap_result(&k, 0, sq->name, NULL);
-			continue;
-		}
-		ok = check_expectations(tr);
-		if (!have_dut) {
-			snprintf(reason, sizeof(reason), "DUT %s missing, REF met expectations (%d steps)",
-				 dut, tr->n);
-			ktap_result(&k, ok, sq->name, ok ? reason : NULL);
-			continue;
-		}
-		r = run_on(dut, sq, td);
-		if (r) {
-			ktap_diag("open %s: %s", dut, strerror(-r));
-			ktap_result(&k, 0, sq->name, NULL);
-			continue;
-		}
-		ok &= compare(tr, td);
-		ktap_result(&k, ok, sq->name, NULL);
-	}
-	if (!have_ref)
-		ktap_diag("REF device %s missing: nothing was tested (modprobe vhost_net)", ref);
-	return ktap_finish(&k);
+	if (!self->have_dut)
+		SKIP(return, "DUT %s missing", DUT);
+	ktap_diag("DUT %s features %#llx %#llx backend %#llx", DUT,
+		  (unsigned long long)dut_feat[0], (unsigned long long)dut_feat[1],
+		  (unsigned long long)dut_bfeat);
+	ASSERT_TRUE(features_subset(REF, DUT));
 }
+
+/* The sequences, in the order they ran before (the harness runs tests in source order). */
+#define SEQ(n) TEST_F_TIMEOUT(ctl, n, 120) { ctl_seq(_metadata, self, seq_##n); }
+SEQ(open_defaults)
+SEQ(owner_required)
+SEQ(owner_check_order)
+SEQ(set_owner_twice)
+SEQ(reset_owner_cycle)
+SEQ(reset_owner_empty_memtable)
+SEQ(fork_child_not_owner)
+SEQ(fork_child_becomes_owner)
+SEQ(features_set_get)
+SEQ(features_each_bit)
+SEQ(features_array_each_bit)
+SEQ(features_array_get)
+SEQ(features_array_set)
+SEQ(backend_features)
+SEQ(backend_features_each_bit)
+SEQ(fork_owner)
+SEQ(fork_owner_kthread)
+SEQ(mem_table_counts)
+SEQ(mem_table_regions)
+SEQ(mem_table_checked_when_attached)
+SEQ(log_base)
+SEQ(log_base_attached)
+SEQ(log_fd)
+SEQ(vring_num)
+SEQ(vring_busy_attached)
+SEQ(vring_addr)
+SEQ(vring_addr_attached)
+SEQ(vring_base)
+SEQ(vring_kick)
+SEQ(vring_call)
+SEQ(vring_err)
+SEQ(vring_endian)
+SEQ(busyloop)
+SEQ(backend_index)
+SEQ(backend_before_memtable)
+SEQ(backend_not_socket)
+SEQ(backend_tun_unattached)
+SEQ(backend_tap)
+SEQ(backend_tap_replace)
+SEQ(backend_packet_socket)
+SEQ(reset_owner_with_backend)
+SEQ(unknown_ioctls)
+SEQ(worker_ioctls)
+SEQ(other_vhost_ioctls)
+SEQ(bad_pointers_owned)
+SEQ(log_all_feature)
+SEQ(access_platform_feature)
+SEQ(close_busy)
+
+TEST_HARNESS_MAIN

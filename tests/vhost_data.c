@@ -2,22 +2,22 @@
 /*
  * vhost_data: the data path, driven from a fake guest the way QEMU drives it.
  *
- * Usage: vhost_data [DEV...]   (default: /dev/vhost-net /dev/vhost-rs-net)
- *
- * Every case runs against every device, in a private network namespace: a tap
+ * Every case runs against both devices, as the two variants of fixture `data` of the
+ * kernel's kselftest_harness.h (data.vhost_net.<case>, data.vhost_rs_net.<case>), each in a
+ * process and network namespace of its own (vcase.h); a device that is not there skips its
+ * tests. `-v vhost_rs_net` runs one device, `-t <case>` one case, `-l` lists them. A tap
  * interface is the backend of both queues (RX 0, TX 1), guest memory is a memfd
  * exposed as three regions (see guest.h), rings have 256 entries. Frames the
  * guest transmits are read back byte for byte from an AF_PACKET socket on the
  * tap interface; frames sent out of that interface from an AF_PACKET socket
  * must land byte for byte in the guest's RX buffers. Every wait is bounded.
- * Prints KTAP; exits 1 if any case failed.
+ * Prints KTAP (the harness's); exits 1 if any test failed.
  */
 #include <sched.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 
-#include "vhost_test.h"
-#include "guest.h"
+#include "vcase.h"
 #include "frames.h"
 
 #define F(b)	(1ULL << (b))
@@ -35,10 +35,6 @@
 		       F(VIRTIO_RING_F_INDIRECT_DESC))
 #define QEMU_FEATURES (BASE_FEATURES | F(VIRTIO_RING_F_EVENT_IDX) | F(VIRTIO_F_NOTIFY_ON_EMPTY))
 
-enum { R_FAIL, R_PASS, R_SKIP };
-
-static struct guest G;
-static char skip_reason[256];
 static uint8_t frame[70000], got[70000], hbuf[64];
 
 static const char *feature_name(int bit)
@@ -74,8 +70,6 @@ struct ctx {
 	uint16_t posted[VR_NUM];	/* RX heads in posting order */
 	uint16_t post_head, post_tail;
 };
-
-#define FAIL(...) do { ktap_diag(__VA_ARGS__); return R_FAIL; } while (0)
 
 static void ctx_close(struct ctx *c)
 {
@@ -972,69 +966,83 @@ out:
 	return r;
 }
 
-/* ---- main ---------------------------------------------------------------------------- */
+/* ---- the cases, each a test of both devices (kselftest_harness.h) ------------------ */
 
-static const struct {
-	const char *name;
-	int (*fn)(const char *dev);
-} cases[] = {
-	{ "tx_sizes", case_tx_sizes },
-	{ "tx_split_desc", case_tx_split },
-	{ "tx_indirect", case_tx_indirect },
-	{ "tx_gso_tcpv4", case_tx_gso_tcpv4 },
-	{ "tx_batch", case_tx_batch },
-	{ "rx_mrg", case_rx_mrg },
-	{ "rx_big", case_rx_big },
-	{ "no_features", case_no_features },
-	{ "vhost_net_hdr", case_vhost_net_hdr },
-	{ "rx_wait_for_buffers", case_rx_wait_for_buffers },
-	{ "rx_oversize_dropped", case_rx_oversize_dropped },
-	{ "notify_no_interrupt", case_notify_no_interrupt },
-	{ "notify_on_empty", case_notify_on_empty },
-	{ "notify_event_idx", case_notify_event_idx },
-	{ "notify_empty_event_idx", case_notify_empty_event_idx },
-};
-#define NCASES (sizeof(cases) / sizeof(cases[0]))
+VCASE_FIXTURE(data, NULL);
 
-int main(int argc, char **argv)
+TEST_F_TIMEOUT(data, tx_sizes, CASE_TMO_S)
 {
-	static const char *const defdevs[] = { "/dev/vhost-net", "/dev/vhost-rs-net" };
-	const char *const *devs = argc > 1 ? (const char *const *)argv + 1 : defdevs;
-	int ndevs = argc > 1 ? argc - 1 : 2, d, r;
-	struct ktap k = { 0 };
-	unsigned int i;
-	char name[128];
-
-	ktap_header(NCASES * ndevs);
-	if (unshare(CLONE_NEWNET) < 0) {
-		ktap_diag("unshare(CLONE_NEWNET): %s (must run as root)", strerror(errno));
-		for (i = 0; i < NCASES * ndevs; i++)
-			ktap_result(&k, 0, cases[i % NCASES].name, NULL);
-		return ktap_finish(&k);
-	}
-	/* Keep the stack from sending anything of its own (IPv6 DAD, RS) into the taps. */
-	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
-	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
-	r = guest_init(&G);
-	if (r) {
-		ktap_diag("guest memory: %s", strerror(-r));
-		return 1;
-	}
-	for (i = 0; i < NCASES; i++) {
-		for (d = 0; d < ndevs; d++) {
-			const char *dn = strrchr(devs[d], '/') ? strrchr(devs[d], '/') + 1 : devs[d];
-			long long t0 = now_ms();
-
-			snprintf(name, sizeof(name), "%s %s", cases[i].name, dn);
-			if (!case_selected(cases[i].name)) {
-				ktap_result(&k, 1, name, "not selected by VHOST_TEST_CASES");
-				continue;
-			}
-			r = cases[i].fn(devs[d]);
-			if (now_ms() - t0 > 2000)
-				ktap_diag("%s took %lld ms", name, now_ms() - t0);
-			ktap_result(&k, r == R_PASS, name, r == R_SKIP ? skip_reason : NULL);
-		}
-	}
-	return ktap_finish(&k);
+	vcase_run(_metadata, case_tx_sizes, self->path);
 }
+
+TEST_F_TIMEOUT(data, tx_split_desc, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_tx_split, self->path);
+}
+
+TEST_F_TIMEOUT(data, tx_indirect, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_tx_indirect, self->path);
+}
+
+TEST_F_TIMEOUT(data, tx_gso_tcpv4, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_tx_gso_tcpv4, self->path);
+}
+
+TEST_F_TIMEOUT(data, tx_batch, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_tx_batch, self->path);
+}
+
+TEST_F_TIMEOUT(data, rx_mrg, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_rx_mrg, self->path);
+}
+
+TEST_F_TIMEOUT(data, rx_big, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_rx_big, self->path);
+}
+
+TEST_F_TIMEOUT(data, no_features, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_no_features, self->path);
+}
+
+TEST_F_TIMEOUT(data, vhost_net_hdr, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_vhost_net_hdr, self->path);
+}
+
+TEST_F_TIMEOUT(data, rx_wait_for_buffers, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_rx_wait_for_buffers, self->path);
+}
+
+TEST_F_TIMEOUT(data, rx_oversize_dropped, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_rx_oversize_dropped, self->path);
+}
+
+TEST_F_TIMEOUT(data, notify_no_interrupt, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_notify_no_interrupt, self->path);
+}
+
+TEST_F_TIMEOUT(data, notify_on_empty, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_notify_on_empty, self->path);
+}
+
+TEST_F_TIMEOUT(data, notify_event_idx, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_notify_event_idx, self->path);
+}
+
+TEST_F_TIMEOUT(data, notify_empty_event_idx, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_notify_empty_event_idx, self->path);
+}
+
+TEST_HARNESS_MAIN

@@ -27,17 +27,21 @@
  * - after RESET_OWNER the fuzzed device, set up afresh, moves a frame each way;
  * - the kernel log has no BUG, WARNING, KASAN, lockdep, RCU stall or hung task line.
  *
- * Usage: vhost_fuzz [DEVICE...]   (default: /dev/vhost-net /dev/vhost-rs-net)
- * Environment: VHOST_FUZZ_SECONDS (run time, default 60), VHOST_FUZZ_SEED (first seed,
- * default 1), VHOST_FUZZ_EPISODES (stop after this many episodes per device; default no
- * limit), VHOST_FUZZ_VERBOSE=1 (one line per episode).
- * Replay one episode: VHOST_FUZZ_SEED=S VHOST_FUZZ_EPISODES=1 tests/bin/vhost_fuzz DEVICE
+ * One test, fuzz.<device>.episodes of the kernel's kselftest_harness.h, per device (variants
+ * vhost_net and vhost_rs_net, the same seeds on both), in a process and network namespace of
+ * its own; a device that is not there skips its test. `-v vhost_rs_net` runs one device.
+ * Environment: VHOST_FUZZ_SECONDS (run time of both devices together, default 60: half
+ * each), VHOST_FUZZ_SEED (first seed, default 1), VHOST_FUZZ_EPISODES (stop after this many
+ * episodes per device; default no limit), VHOST_FUZZ_VERBOSE=1 (one line per episode).
+ * Replay one episode: VHOST_FUZZ_SEED=S VHOST_FUZZ_EPISODES=1 tests/bin/vhost_fuzz -v DEVICE
+ * (DEVICE: vhost_net or vhost_rs_net).
  */
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <linux/virtio_net.h>
+#include "kselftest_harness.h"
 #include "vhost_test.h"
 #include "guest.h"
 #include "frames.h"
@@ -109,8 +113,8 @@ static void *watchdog(void *arg)
 	for (;;) {
 		sleep(2);
 		if (atomic_load(&wd_armed) && now_ms() - atomic_load(&progress_ms) > WATCHDOG_S * 1000) {
-			printf("# HANG: no progress for %d s in %s\n", WATCHDOG_S, wd_what);
-			printf("not ok 1 watchdog: the device stopped answering (see the line above)\n");
+			printf("# HANG: no progress for %d s in %s: the device stopped answering\n",
+			       WATCHDOG_S, wd_what);
 			fflush(stdout);
 			_exit(3);
 		}
@@ -964,87 +968,100 @@ out:
 	return res;
 }
 
-int main(int argc, char **argv)
-{
-	static const char *const defdevs[] = { "/dev/vhost-net", "/dev/vhost-rs-net" };
-	const char *const *devs = argc > 1 ? (const char *const *)argv + 1 : defdevs;
-	int ndevs = argc > 1 ? argc - 1 : 2, d, failed[8] = { 0 };
-	const char *env;
-	double seconds = 60;
-	uint64_t seed0 = 1, s, max_ep = UINT64_MAX;
-	bool verbose = getenv("VHOST_FUZZ_VERBOSE") != NULL;
-	struct stats st[8] = { 0 };
-	char why[512], kwhy[512], first[8][640];
-	struct ktap k = { 0 };
-	long long t0, deadline;
-	pthread_t wd;
-	int kbad = 0;
+/* ---- the fuzzer as a test of kselftest_harness.h, one variant per device --------------- */
 
-	if (ndevs > 8)
-		ndevs = 8;
-	if ((env = getenv("VHOST_FUZZ_SECONDS")))
-		seconds = atof(env);
-	if ((env = getenv("VHOST_FUZZ_SEED")))
-		seed0 = strtoull(env, NULL, 0);
-	if ((env = getenv("VHOST_FUZZ_EPISODES")))
-		max_ep = strtoull(env, NULL, 0);
-	ktap_header(ndevs + 1);
-	if (unshare(CLONE_NEWNET) < 0 || fuzz_guest_init()) {
-		ktap_diag("setup (unshare(CLONE_NEWNET), guest memory): %s (must run as root)",
-			  strerror(errno));
-		for (d = 0; d < ndevs + 1; d++)
-			ktap_result(&k, 0, "setup", NULL);
-		return ktap_finish(&k);
-	}
+FIXTURE(fuzz) {
+};
+
+FIXTURE_VARIANT(fuzz) {
+	const char *path, *name;
+};
+
+FIXTURE_VARIANT_ADD(fuzz, vhost_net) {
+	.path = "/dev/vhost-net",
+	.name = "vhost_net",
+};
+
+FIXTURE_VARIANT_ADD(fuzz, vhost_rs_net) {
+	.path = "/dev/vhost-rs-net",
+	.name = "vhost_rs_net",
+};
+
+FIXTURE_SETUP(fuzz)
+{
+	if (access(variant->path, F_OK))
+		SKIP(return, "%s not present", variant->path);
+	ASSERT_EQ(0, unshare(CLONE_NEWNET)) TH_LOG("unshare(CLONE_NEWNET): %s", strerror(errno));
+	ASSERT_EQ(0, fuzz_guest_init()) TH_LOG("guest memory: %s", strerror(errno));
 	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
 	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
 	signal(SIGPIPE, SIG_IGN);
 	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (kmsg_fd >= 0)
 		lseek(kmsg_fd, 0, SEEK_END);
+}
+
+FIXTURE_TEARDOWN(fuzz)
+{
+}
+
+/*
+ * Episodes from the first seed on, until half of VHOST_FUZZ_SECONDS or VHOST_FUZZ_EPISODES;
+ * fails on any failed episode, on no episode at all, and on a bad kernel log line. A hang is
+ * the watchdog's: it ends the process, which fails the test. The harness's own timeout is
+ * far above any run time we use; the watchdog and the deadline bound it.
+ */
+TEST_F_TIMEOUT(fuzz, episodes, 86400)
+{
+	const char *dn = strrchr(variant->path, '/') + 1, *env;
+	bool verbose = getenv("VHOST_FUZZ_VERBOSE") != NULL;
+	uint64_t seed0 = 1, s, max_ep = UINT64_MAX;
+	char why[512], kwhy[512], first[640] = "";
+	long long t0, deadline;
+	struct stats st = { 0 };
+	double seconds = 60;
+	int failed = 0, kbad = 0;
+	pthread_t wd;
+
+	if ((env = getenv("VHOST_FUZZ_SECONDS")))
+		seconds = atof(env);
+	if ((env = getenv("VHOST_FUZZ_SEED")))
+		seed0 = strtoull(env, NULL, 0);
+	if ((env = getenv("VHOST_FUZZ_EPISODES")))
+		max_ep = strtoull(env, NULL, 0);
 	stamp("start");
 	atomic_store(&wd_armed, 1);
-	pthread_create(&wd, NULL, watchdog, NULL);
-	ktap_diag("seeds from %llu, %.0f s, devices interleaved per seed; replay one: VHOST_FUZZ_SEED=S VHOST_FUZZ_EPISODES=1 %s DEVICE",
-		  (unsigned long long)seed0, seconds, argv[0]);
+	ASSERT_EQ(0, pthread_create(&wd, NULL, watchdog, NULL));
+	ktap_diag("%s: seeds from %llu, %.0f s; replay one: VHOST_FUZZ_SEED=S VHOST_FUZZ_EPISODES=1 tests/bin/vhost_fuzz -v %s",
+		  dn, (unsigned long long)seed0, seconds / 2, variant->name);
 	t0 = now_ms();
-	deadline = t0 + (long long)(seconds * 1000);
+	deadline = t0 + (long long)(seconds * 500);
 	for (s = seed0; s - seed0 < max_ep && now_ms() < deadline; s++) {
-		for (d = 0; d < ndevs; d++) {
-			long long e0 = now_ms();
-			int r;
+		long long e0 = now_ms();
+		int r;
 
-			why[0] = 0;
-			r = episode(devs[d], s, &st[d], why, sizeof(why));
-			if (r && !failed[d]++)
-				snprintf(first[d], sizeof(first[d]), "%s", why);
-			if (r)
-				ktap_diag("%s seed %llu: %s", devs[d], (unsigned long long)s, why);
-			else if (verbose)
-				ktap_diag("%s seed %llu: ok in %lld ms", devs[d], (unsigned long long)s,
-					  now_ms() - e0);
-			if (kmsg_check(kwhy, sizeof(kwhy))) {
-				if (!kbad++)
-					ktap_diag("%s seed %llu: %s", devs[d], (unsigned long long)s, kwhy);
-			}
-		}
+		why[0] = 0;
+		r = episode(variant->path, s, &st, why, sizeof(why));
+		if (r && !failed++)
+			snprintf(first, sizeof(first), "%s", why);
+		if (r)
+			ktap_diag("%s seed %llu: %s", dn, (unsigned long long)s, why);
+		else if (verbose)
+			ktap_diag("%s seed %llu: ok in %lld ms", dn, (unsigned long long)s,
+				  now_ms() - e0);
+		if (kmsg_check(kwhy, sizeof(kwhy)) && !kbad++)
+			ktap_diag("%s seed %llu: %s", dn, (unsigned long long)s, kwhy);
 	}
 	atomic_store(&wd_armed, 0);
-	for (d = 0; d < ndevs; d++) {
-		const char *dn = strrchr(devs[d], '/') ? strrchr(devs[d], '/') + 1 : devs[d];
-		char name[128];
-
-		ktap_diag("%s: %llu episodes (seeds %llu..%llu), %llu steps, %llu chains (RX %llu, TX %llu; %llu hostile), %llu frames injected, %llu kicks, %llu calls, %llu errors signalled, %lld s",
-			  dn, st[d].episodes, (unsigned long long)seed0,
-			  (unsigned long long)(seed0 + st[d].episodes - 1), st[d].steps,
-			  st[d].chains[0] + st[d].chains[1], st[d].chains[0], st[d].chains[1],
-			  st[d].hostile, st[d].frames, st[d].kicks, st[d].calls, st[d].errs,
-			  (now_ms() - t0) / 1000);
-		if (failed[d])
-			ktap_diag("%s: %d episodes failed; the first: %s", dn, failed[d], first[d]);
-		snprintf(name, sizeof(name), "fuzz %s", dn);
-		ktap_result(&k, !failed[d] && st[d].episodes > 0, name, NULL);
-	}
-	ktap_result(&k, !kbad, "fuzz kernel log clean", kmsg_fd < 0 ? "no /dev/kmsg" : NULL);
-	return ktap_finish(&k);
+	ktap_diag("%s: %llu episodes (seeds %llu..%llu), %llu steps, %llu chains (RX %llu, TX %llu; %llu hostile), %llu frames injected, %llu kicks, %llu calls, %llu errors signalled, %lld s",
+		  dn, st.episodes, (unsigned long long)seed0,
+		  (unsigned long long)(seed0 + st.episodes - 1), st.steps,
+		  st.chains[0] + st.chains[1], st.chains[0], st.chains[1], st.hostile, st.frames,
+		  st.kicks, st.calls, st.errs, (now_ms() - t0) / 1000);
+	EXPECT_LE(0, kmsg_fd) TH_LOG("no /dev/kmsg: the kernel log could not be checked");
+	EXPECT_EQ(0, failed) TH_LOG("%d episodes failed; the first: %s", failed, first);
+	EXPECT_LT(0ULL, st.episodes) TH_LOG("no episode ran");
+	EXPECT_EQ(0, kbad) TH_LOG("the kernel log got %d bad lines (the first above)", kbad);
 }
+
+TEST_HARNESS_MAIN

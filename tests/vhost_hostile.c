@@ -2,8 +2,6 @@
 /*
  * vhost_hostile: hostile guest input, differential against the C vhost-net.
  *
- * Usage: vhost_hostile [DEV...]   (default: /dev/vhost-net /dev/vhost-rs-net)
- *
  * Every case runs on a fresh fd of every device, in a private network namespace,
  * set up as QEMU does (guest.h: three memory regions, 256-entry rings, RX 0 / TX 1,
  * a tap as backend), plus an err eventfd on each queue (VHOST_SET_VRING_ERR). A case
@@ -25,7 +23,12 @@
  * gets a VHOST_RESET_OWNER and a fresh setup and must carry one TX and one RX frame
  * byte for byte. At the end, /dev/kmsg must hold no new BUG/WARNING/KASAN/Oops line,
  * and no case may have logged more than a few lines. Every wait is bounded.
- * Prints KTAP; exits 1 if any case failed.
+ *
+ * The cases are the tests of fixture `hostile` of the kernel's kselftest_harness.h, with a
+ * variant per device (hostile.vhost_net.<case>, the reference, then
+ * hostile.vhost_rs_net.<case>), each in a process and network namespace of its own; a
+ * device that is not there skips its tests. `-t <case>` runs one case, `-l` lists them.
+ * Prints KTAP (the harness's); exits 1 if any test failed.
  */
 #include <dirent.h>
 #include <sched.h>
@@ -33,6 +36,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 
+#include "kselftest_harness.h"
 #include "vhost_test.h"
 #include "guest.h"
 #include "frames.h"
@@ -1077,7 +1081,7 @@ static const char *cur_case = "?", *cur_dev = "?";
 static void on_alarm(int sig)
 {
 	char b[256];
-	int n = snprintf(b, sizeof(b), "# %s on %s: still running after %d s, giving up\nBail out!\n",
+	int n = snprintf(b, sizeof(b), "# %s on %s: still running after %d s, giving up\n",
 			 cur_case, cur_dev, CASE_ALARM);
 
 	(void)sig;
@@ -1134,91 +1138,204 @@ static void run_one(const struct hcase *hc, const char *dev, struct result *res)
 	res->kbad = kbad;
 }
 
-int main(int argc, char **argv)
-{
-	static const char *const defdevs[] = { "/dev/vhost-net", "/dev/vhost-rs-net" };
-	const char *const *devs = argc > 1 ? (const char *const *)argv + 1 : defdevs;
-	int ndevs = argc > 1 ? argc - 1 : 2, d, r;
-	struct result *res = calloc(ndevs, sizeof(*res));
-	unsigned int i, tlines = 0, tbad = 0;
-	struct ktap k = { 0 };
-	char name[128];
+/* ---- the cases as tests of kselftest_harness.h ------------------------------------------ */
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	signal(SIGALRM, on_alarm);
+#define REF "/dev/vhost-net"
+
+/*
+ * What the tests of one run share (MAP_SHARED, made before the harness forks them): the
+ * reference's outcome of each case, and the kernel log lines counted since the last
+ * kmsg_clean test.
+ */
+static struct {
+	char ref[NCASES][512];
+	bool have_ref[NCASES];
+	unsigned int lines, bad;
+} *sh;
+
+static void __attribute__((constructor)) hostile_init(void)
+{
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
 	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (kmsg_fd >= 0)
 		lseek(kmsg_fd, 0, SEEK_END);
-	ktap_header(NCASES * ndevs + 1);
-	if (!res)
-		return 1;
-	if (unshare(CLONE_NEWNET) < 0) {
-		ktap_diag("unshare(CLONE_NEWNET): %s (must run as root)", strerror(errno));
-		return 1;
-	}
+}
+
+/*
+ * Variant vhost_net is the reference: its outcome must match the prediction from the 7.3
+ * source. Variant vhost_rs_net must give the reference's outcome (that of the vhost_net
+ * test that ran before it, or, run alone with -v, of the reference run first in the same
+ * test), or the case's stated alternative.
+ */
+FIXTURE(hostile) {
+};
+
+FIXTURE_VARIANT(hostile) {
+	const char *path;
+	bool ref;
+};
+
+FIXTURE_VARIANT_ADD(hostile, vhost_net) {
+	.path = REF,
+	.ref = true,
+};
+
+FIXTURE_VARIANT_ADD(hostile, vhost_rs_net) {
+	.path = "/dev/vhost-rs-net",
+};
+
+FIXTURE_SETUP(hostile)
+{
+	int r;
+
+	if (access(variant->path, F_OK))
+		SKIP(return, "%s not present", variant->path);
+	signal(SIGALRM, on_alarm);
+	ASSERT_EQ(0, unshare(CLONE_NEWNET)) TH_LOG("unshare(CLONE_NEWNET): %s", strerror(errno));
 	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
 	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
 	r = guest_init(&G);
-	if (r) {
-		ktap_diag("guest memory: %s", strerror(-r));
-		return 1;
+	ASSERT_EQ(0, r) TH_LOG("guest memory: %s", strerror(-r));
+}
+
+FIXTURE_TEARDOWN(hostile)
+{
+}
+
+/* Runs case @i on @dev; its outcome and timings as diagnostics. True if it passed. */
+static bool hostile_run(unsigned int i, const char *dev, struct result *x)
+{
+	const char *dn = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
+	long long t0 = now_ms();
+
+	run_one(&cases[i], dev, x);
+	sh->lines += x->klines;
+	sh->bad += x->kbad;
+	if (x->r == R_SKIP)
+		return false;
+	ktap_diag("%-12s %s: %s", dn, cases[i].name, x->out);
+	ktap_diag("%-12s   (%lld ms in all; worker CPU %lld ms during the case; follow-up frame after %lld ms; %u kmsg lines)",
+		  dn, now_ms() - t0, x->cpu_ms, x->follow_ms, x->klines);
+	if (x->klines > KMSG_FLOOD) {
+		ktap_diag("%s: %s: %u kernel log lines in one case: a flood", dn, cases[i].name,
+			  x->klines);
+		return false;
 	}
-	for (i = 0; i < NCASES; i++) {
-		const struct hcase *hc = &cases[i];
-		const char *ref = NULL;
+	return x->r == R_PASS;
+}
 
-		for (d = 0; d < ndevs; d++) {
-			const char *dn = strrchr(devs[d], '/') ? strrchr(devs[d], '/') + 1 : devs[d];
-			struct result *x = &res[d];
-			long long t0 = now_ms();
-			bool pass;
+static void hostile_case(struct __test_metadata *_metadata,
+			 const FIXTURE_VARIANT(hostile) *variant, const char *name)
+{
+	const char *dn = strrchr(variant->path, '/') + 1, *ref = NULL;
+	unsigned int i;
+	struct result x;
+	bool pass;
 
-			run_one(hc, devs[d], x);
-			tlines += x->klines;
-			tbad += x->kbad;
-			snprintf(name, sizeof(name), "%s %s", hc->name, dn);
-			if (x->r == R_SKIP) {
-				ktap_result(&k, 1, name, skip_reason);
-				continue;
-			}
-			ktap_diag("%-12s %s: %s", dn, hc->name, x->out);
-			ktap_diag("%-12s   (%lld ms in all; worker CPU %lld ms during the case; follow-up frame after %lld ms; %u kmsg lines)",
-				  dn, now_ms() - t0, x->cpu_ms, x->follow_ms, x->klines);
-			pass = x->r == R_PASS;
-			if (x->klines > KMSG_FLOOD) {
-				ktap_diag("%s: %s: %u kernel log lines in one case: a flood", dn,
-					  hc->name, x->klines);
-				pass = false;
-			}
-			if (pass && !ref) {
-				/* The reference (the first device that ran). */
-				ref = x->out;
-				if (hc->expect && !expect_match(hc->expect, x->out)) {
-					ktap_diag("%s: %s: outcome differs from the prediction from the 7.3 source:",
-						  dn, hc->name);
-					ktap_diag("  predicted: %s", hc->expect);
-					ktap_diag("  got:       %s", x->out);
-					pass = false;
-				}
-			} else if (pass && strcmp(ref, x->out) && hc->alt &&
-				   expect_match(hc->alt, x->out)) {
-				ktap_diag("%s: %s: KNOWN DIFFERENCE from the reference (%s): %s",
-					  dn, hc->name, ref, hc->why);
-			} else if (pass && strcmp(ref, x->out)) {
-				ktap_diag("%s: %s: outcome differs from the reference:", dn, hc->name);
-				ktap_diag("  reference: %s", ref);
-				ktap_diag("  got:       %s", x->out);
-				pass = false;
-			}
-			ktap_result(&k, pass, name, NULL);
+	for (i = 0; i < NCASES && strcmp(cases[i].name, name); i++)
+		;
+	ASSERT_LT(i, NCASES);
+	const struct hcase *hc = &cases[i];
+
+	if (!variant->ref && !sh->have_ref[i]) {
+		ktap_diag("no outcome of the reference yet: running it first");
+		if (hostile_run(i, REF, &x)) {
+			memcpy(sh->ref[i], x.out, sizeof(x.out));
+			sh->have_ref[i] = true;
 		}
 	}
-	kmsg_scan(&tlines, &tbad);
-	if (kmsg_fd < 0)
-		ktap_result(&k, 1, "kmsg_clean", "cannot open /dev/kmsg");
-	else {
-		ktap_diag("%u new kernel log lines in all", tlines);
-		ktap_result(&k, tbad == 0, "kmsg_clean", NULL);
+	if (!variant->ref && sh->have_ref[i])
+		ref = sh->ref[i];
+	pass = hostile_run(i, variant->path, &x);
+	if (x.r == R_SKIP)
+		SKIP(return, "%s", skip_reason);
+	if (pass && !ref) {
+		/* The reference (or, without one that passed, this device) against the prediction. */
+		if (variant->ref) {
+			memcpy(sh->ref[i], x.out, sizeof(x.out));
+			sh->have_ref[i] = true;
+		}
+		if (hc->expect && !expect_match(hc->expect, x.out)) {
+			ktap_diag("%s: %s: outcome differs from the prediction from the 7.3 source:",
+				  dn, hc->name);
+			ktap_diag("  predicted: %s", hc->expect);
+			ktap_diag("  got:       %s", x.out);
+			pass = false;
+		}
+	} else if (pass && strcmp(ref, x.out) && hc->alt && expect_match(hc->alt, x.out)) {
+		ktap_diag("%s: %s: KNOWN DIFFERENCE from the reference (%s): %s", dn, hc->name, ref,
+			  hc->why);
+	} else if (pass && strcmp(ref, x.out)) {
+		ktap_diag("%s: %s: outcome differs from the reference:", dn, hc->name);
+		ktap_diag("  reference: %s", ref);
+		ktap_diag("  got:       %s", x.out);
+		pass = false;
 	}
-	return ktap_finish(&k);
+	ASSERT_TRUE(pass) TH_LOG("see the outcome above");
 }
+
+/* Two devices, up to CASE_ALARM each: the harness's default of 30 s is too short. */
+#define HCASE(n)							\
+	TEST_F_TIMEOUT(hostile, n, 2 * CASE_ALARM + 60)			\
+	{								\
+		hostile_case(_metadata, variant, #n);			\
+	}
+HCASE(desc_loop)
+HCASE(desc_next_out_of_range)
+HCASE(avail_head_out_of_range)
+HCASE(avail_idx_jump)
+HCASE(indirect_len_17)
+HCASE(indirect_len_0)
+HCASE(indirect_nested)
+HCASE(indirect_outside_memory)
+HCASE(zero_len_alone)
+HCASE(zero_len_in_chain)
+HCASE(addr_len_wrap_2_64)
+HCASE(addr_outside_regions)
+HCASE(addr_straddle_into_hole)
+HCASE(addr_straddle_last_region_end)
+HCASE(chain_exactly_num)
+HCASE(chain_num_plus_loop)
+HCASE(tx_writable_desc)
+HCASE(rx_readable_desc)
+HCASE(rx_out_after_in)
+HCASE(rx_zero_len_desc)
+HCASE(tx_8_bytes_tap_hdr)
+HCASE(tx_8_bytes_tap_hdr_sndbuf)
+HCASE(tx_12_bytes_tap_hdr)
+HCASE(tx_20_bytes_tap_hdr)
+HCASE(tx_8_bytes_vhost_hdr)
+HCASE(tx_12_bytes_vhost_hdr)
+HCASE(tx_20_bytes_vhost_hdr)
+HCASE(hdr_gso_size_0)
+HCASE(hdr_gso_hdr_len_past_end)
+HCASE(hdr_gso_hdr_len_past_end_sndbuf)
+HCASE(hdr_csum_past_end)
+HCASE(hdr_csum_past_end_sndbuf)
+HCASE(hdr_csum_start_past_frame)
+HCASE(hdr_gso_unknown_type)
+HCASE(kick_flood)
+HCASE(rings_unmapped)
+HCASE(used_ring_readonly)
+
+/*
+ * Last of each variant: no BUG/WARNING/KASAN/Oops line in the kernel log since the variant's
+ * first case (or since the program started), including what came after its last case.
+ */
+TEST_F(hostile, kmsg_clean)
+{
+	unsigned int lines = sh->lines, bad = sh->bad;
+
+	sh->lines = sh->bad = 0;
+	if (kmsg_fd < 0)
+		SKIP(return, "cannot open /dev/kmsg");
+	kmsg_scan(&lines, &bad);
+	ktap_diag("%u new kernel log lines in all", lines);
+	ASSERT_EQ(0U, bad);
+}
+
+TEST_HARNESS_MAIN

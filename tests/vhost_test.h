@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Small helpers shared by the vhost-rs test programs: KTAP output, a memfd
+ * Small helpers shared by the vhost-rs test programs: KTAP diagnostics, a memfd
  * used as guest memory, a tap/tun opener and errno names.
  */
 #ifndef VHOST_TEST_H
@@ -18,36 +18,12 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 
-/* ---- KTAP ---------------------------------------------------------------- */
-
-struct ktap {
-	int n;
-	int pass, fail, skip;
-};
+/* ---- diagnostics --------------------------------------------------------- */
 
 /*
- * VHOST_TEST_CASES=a,b (case names without the device) runs only those cases, for
- * reproducing one case in a loop; the others are reported as skipped, saying why.
+ * A KTAP diagnostic line ("# ..."), flushed at once. The KTAP results themselves are the
+ * harness's (kselftest_harness.h): every program here is a set of its tests.
  */
-static inline int case_selected(const char *name)
-{
-	const char *want = getenv("VHOST_TEST_CASES"), *p;
-	size_t len = strlen(name);
-
-	if (!want || !*want)
-		return 1;
-	for (p = want; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-		if (!strncmp(p, name, len) && (p[len] == ',' || !p[len]))
-			return 1;
-	return 0;
-}
-
-static inline void ktap_header(int ncases)
-{
-	printf("KTAP version 1\n1..%d\n", ncases);
-	fflush(stdout);
-}
-
 static inline void __attribute__((format(printf, 1, 2)))
 ktap_diag(const char *fmt, ...)
 {
@@ -59,32 +35,6 @@ ktap_diag(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stdout);
 	fflush(stdout);
-}
-
-/* skip_reason != NULL: the case counts as skipped (and passed=1 is ignored). */
-static inline void ktap_result(struct ktap *k, int passed, const char *name,
-			       const char *skip_reason)
-{
-	k->n++;
-	if (skip_reason) {
-		k->skip++;
-		printf("ok %d %s # SKIP %s\n", k->n, name, skip_reason);
-	} else if (passed) {
-		k->pass++;
-		printf("ok %d %s\n", k->n, name);
-	} else {
-		k->fail++;
-		printf("not ok %d %s\n", k->n, name);
-	}
-	fflush(stdout);
-}
-
-static inline int ktap_finish(const struct ktap *k)
-{
-	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n",
-	       k->pass, k->fail, k->skip);
-	fflush(stdout);
-	return k->fail ? 1 : 0;
 }
 
 /* ---- errno names ------------------------------------------------------- */

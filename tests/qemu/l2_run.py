@@ -65,16 +65,75 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def ip(*args, check=True):
-    return subprocess.run(["ip", *args], check=check, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+# Links and addresses by ioctl and netlink, not by running ip(8): in the test VM every
+# program started costs about 2 s (its binary and libraries come over 9p, uncached), and a
+# case did seven of them.
+SIOCSIFFLAGS, SIOCGIFFLAGS, SIOCSIFADDR, SIOCSIFNETMASK = 0x8914, 0x8913, 0x8916, 0x891C
+SIOCGIFINDEX, SIOCBRADDBR, SIOCBRADDIF = 0x8933, 0x89A0, 0x89A2
+TUNSETIFF, TUNSETPERSIST = 0x400454CA, 0x400454CB
+IFF_UP, IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x1, 0x0002, 0x1000, 0x4000, 0x0100
+
+
+def ifreq(name, data=b""):
+    return struct.pack("16s24s", name.encode(), data)
+
+
+def sock_ioctl(req, arg):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        return fcntl.ioctl(s, req, arg)
+
+
+def ifindex(name):
+    """The link's index (SIOCGIFINDEX), None if there is no such link."""
+    try:
+        return struct.unpack_from("i", sock_ioctl(SIOCGIFINDEX, ifreq(name)), 16)[0]
+    except OSError:
+        return None
+
+
+def link_del(name):
+    """RTM_DELLINK, as `ip link del NAME`; nothing if there is no such link."""
+    idx = ifindex(name)
+    if idx is None:
+        return
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as s:  # NETLINK_ROUTE
+        body = struct.pack("BBHiII", socket.AF_UNSPEC, 0, 0, idx, 0, 0)
+        # nlmsghdr: length, RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq, pid
+        s.send(struct.pack("IHHII", 16 + len(body), 17, 0x1 | 0x4, 1, 0) + body)
+        err = struct.unpack_from("i", s.recv(4096), 16)[0]  # the nlmsgerr's error
+    if err and ifindex(name) is not None:
+        raise OSError(-err, f"deleting link {name}: {os.strerror(-err)}")
+
+
+def link_up(name):
+    flags = struct.unpack_from("H", sock_ioctl(SIOCGIFFLAGS, ifreq(name)), 16)[0]
+    sock_ioctl(SIOCSIFFLAGS, ifreq(name, struct.pack("H", flags | IFF_UP)))
+
+
+def addr_add(name, addr, prefix=24):
+    """An IPv4 address and its netmask, as `ip addr add ADDR/24 dev NAME`."""
+    sin = lambda a: struct.pack("HH4s", socket.AF_INET, 0, socket.inet_aton(a))
+    mask = socket.inet_ntoa(struct.pack("!I", (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF))
+    sock_ioctl(SIOCSIFADDR, ifreq(name, sin(addr)))
+    sock_ioctl(SIOCSIFNETMASK, ifreq(name, sin(mask)))
+
+
+def tap_add(name, multi_queue=False):
+    """A persistent tap, as `ip tuntap add dev NAME mode tap [multi_queue]`."""
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    try:
+        flags = IFF_TAP | IFF_NO_PI | (IFF_MULTI_QUEUE if multi_queue else 0)
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), flags))
+        fcntl.ioctl(fd, TUNSETPERSIST, 1)
+    finally:
+        os.close(fd)
 
 
 def tap_setup(multi_queue=False):
-    ip("link", "del", TAP, check=False)
-    ip("tuntap", "add", "dev", TAP, "mode", "tap", *(["multi_queue"] if multi_queue else []))
-    ip("addr", "add", f"{L1_ADDR}/24", "dev", TAP)
-    ip("link", "set", TAP, "up")
+    link_del(TAP)
+    tap_add(TAP, multi_queue)
+    addr_add(TAP, L1_ADDR)
+    link_up(TAP)
 
 
 def tap_queue_fds(n):
@@ -83,7 +142,8 @@ def tap_queue_fds(n):
     fds = []
     for _ in range(n):
         t = os.open("/dev/net/tun", os.O_RDWR)
-        fcntl.ioctl(t, 0x400454CA, struct.pack("16sH", TAP.encode(), 0x0002 | 0x1000 | 0x4000 | 0x0100))
+        flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE
+        fcntl.ioctl(t, TUNSETIFF, struct.pack("16sH", TAP.encode(), flags))
         fds.append(t)
     return fds
 
@@ -92,14 +152,14 @@ def bridge_setup():
     """--migrate: tap0 (source QEMU) and tap1 (destination) on a bridge that has L1's
     address, so that the guest's MAC moves from one port to the other."""
     for dev in (TAP, TAP2, BR):
-        ip("link", "del", dev, check=False)
-    ip("link", "add", BR, "type", "bridge")
+        link_del(dev)
+    sock_ioctl(SIOCBRADDBR, BR.encode() + b"\0")
     for dev in (TAP, TAP2):
-        ip("tuntap", "add", "dev", dev, "mode", "tap")
-        ip("link", "set", dev, "master", BR)
-        ip("link", "set", dev, "up")
-    ip("addr", "add", f"{L1_ADDR}/24", "dev", BR)
-    ip("link", "set", BR, "up")
+        tap_add(dev)
+        sock_ioctl(SIOCBRADDIF, ifreq(BR, struct.pack("i", ifindex(dev))))
+        link_up(dev)
+    addr_add(BR, L1_ADDR)
+    link_up(BR)
 
 
 class Qmp:
@@ -829,10 +889,10 @@ def cmd_run(a):
     res["failures"][:0] = kill_failures
     out.update(res)
     out["ok"] = not res["failures"]
-    ip("link", "del", TAP, check=False)
+    link_del(TAP)
     if a.migrate:
-        ip("link", "del", TAP2, check=False)
-        ip("link", "del", BR, check=False)
+        link_del(TAP2)
+        link_del(BR)
     with open(a.out, "w") as fh:
         json.dump(out, fh, indent=1)
     if out["ok"]:

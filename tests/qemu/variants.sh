@@ -15,7 +15,9 @@
 # guest, default 900), VHOST_RS_QEMU_BOOT_TIMEOUT (seconds to reach /init before a boot counts
 # as a nested-KVM hang and is retried once; default 300), VHOST_RS_QEMU_ONLY (space-separated
 # variant names to run; the others are reported as skipped), VHOST_RS_QEMU_DEVS (default
-# "/dev/vhost-rs-net /dev/vhost-net").
+# "/dev/vhost-rs-net /dev/vhost-net"), VHOST_RS_QEMU_DEADLINE (epoch seconds by which the run
+# must be over, set by scripts/check-qemu.sh from the VM's timeout: a case that would not fit
+# before it is not started and fails as "out of time", so that the totals still come out).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 export PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
@@ -30,8 +32,13 @@ devs=${VHOST_RS_QEMU_DEVS:-/dev/vhost-rs-net /dev/vhost-net}
 logs=.vm-logs/check-qemu
 rm -rf "$logs"
 mkdir -p "$logs"
-diag() { printf '# [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-t_all=$(date +%s)
+# Shell builtins for the time ($EPOCHSECONDS, printf's %()T): in this VM every program
+# started costs about 2 s (binaries come over uncached 9p).
+diag() { printf '# [%(%H:%M:%S)T] %s\n' -1 "$*"; }
+t_all=$EPOCHSECONDS
+deadline=${VHOST_RS_QEMU_DEADLINE:-0}
+# What a case may take at most, for the deadline: the slowest so far, at least 300 s.
+longest=300
 
 # name|l2_run.py options|skip reason (empty: run it). Feature bits (virtio-net, bit 0 first
 # in sysfs): 0 CSUM, 1 GUEST_CSUM, 7 GUEST_TSO4, 11 HOST_TSO4, 15 MRG_RXBUF, 22 MQ,
@@ -67,18 +74,19 @@ done
 [ -n "$setup_err" ] || [ -c /dev/kvm ] || setup_err="no /dev/kvm in L1 (nested KVM needs -cpu qemu64,+svm,+npt,+nrip-save)"
 [ -n "$setup_err" ] || { [ -f "$kernel" ] && [ -f "$initrd" ]; } || setup_err="no L2 kernel $kernel or initramfs $initrd"
 head -c "${mib}M" /dev/urandom >"$logs/payload"
-py=/usr/bin/python3
-[ -x $py ] || py=python3
+# -S: no site module; l2_run.py needs only the standard library, and the site scan costs 2 s.
+py=(/usr/bin/python3 -S)
+[ -x "${py[0]}" ] || py=(python3 -S)
 # Warm the page cache (see tests/qemu/l1.sh): the first boot otherwise pays for 9p under TCG.
 qemu-system-x86_64 --version >/dev/null 2>&1
 cat "$kernel" "$initrd" /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin \
 	/usr/share/qemu/linuxboot_dma.bin /usr/lib/ipxe/qemu/efi-virtio.rom >/dev/null 2>&1 || true
-"$py" -c 'import argparse, hashlib, json, queue, signal, socket, subprocess, threading' || true
+"${py[@]}" -c 'import argparse, hashlib, json, queue, signal, socket, subprocess, threading' || true
 # One KVM VM held for the whole run, so that L2 QEMUs coming and going never flip KVM's static
 # keys (text patching with int3, which TCG sometimes gets wrong on the other vCPU: see
 # cmd_hold_kvm in tests/qemu/l2_run.py).
 if [ -c /dev/kvm ]; then
-	"$py" tests/qemu/l2_run.py hold-kvm &
+	"${py[@]}" tests/qemu/l2_run.py hold-kvm &
 	hold_pid=$!
 	trap 'kill $hold_pid 2>/dev/null' EXIT
 fi
@@ -124,16 +132,24 @@ for v in "${variants[@]}"; do
 			result skip "$name $dev" "not selected (VHOST_RS_QEMU_ONLY)"
 			continue
 		fi
+		if [ "$deadline" -gt 0 ] && [ $((EPOCHSECONDS + longest)) -gt "$deadline" ]; then
+			diag "$name over $dev: not started, out of time: $((deadline - EPOCHSECONDS)) s" \
+				"left before VHOST_RS_QEMU_DEADLINE, and a case may take $longest s"
+			times+=("$(printf '%-18s %-18s %5s    %s' "$name" "$dev" - "out of time")")
+			result fail "$name $dev"
+			continue
+		fi
 		mark "case-$tag"
 		diag "=== $name over $dev ==="
-		t0=$(date +%s)
+		t0=$EPOCHSECONDS
 		# shellcheck disable=SC2086 # opts is a list of options
-		"$py" tests/qemu/l2_run.py run --dev "$dev" --name "$tag" --kernel "$kernel" \
+		"${py[@]}" tests/qemu/l2_run.py run --dev "$dev" --name "$tag" --kernel "$kernel" \
 			--initrd "$initrd" --payload "$logs/payload" --logdir "$logs" \
 			--out "$logs/$tag.json" --timeout "$tmo" --boot-timeout "$boot_tmo" \
 			--ping 3 --xfer-timeout 300 $opts 2>&1 | sed -u 's/^/# /'
 		rc=${PIPESTATUS[0]}
-		secs=$(($(date +%s) - t0))
+		secs=$((EPOCHSECONDS - t0))
+		[ "$secs" -le "$longest" ] || longest=$secs
 		mark "after-$tag"
 		sleep 1
 		seg=$(segment "case-$tag")
@@ -180,10 +196,10 @@ fi
 
 diag "wall time per case (L2 boots included):"
 for t in "${times[@]}"; do echo "#   $t"; done
-diag "all cases: $(($(date +%s) - t_all)) s in L1"
+diag "all cases: $((EPOCHSECONDS - t_all)) s in L1"
 for f in "$logs"/*.json; do
 	[ -e "$f" ] || continue
-	"$py" - "$f" <<'EOF' | sed 's/^/#   /'
+	"${py[@]}" - "$f" <<'EOF' | sed 's/^/#   /'
 import json, sys
 r = json.load(open(sys.argv[1]))
 b = r.get("boot_s")
