@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vhost_queue: what the worker does on a queue besides moving frames: the dirty log on
- * RX, busy polling, TX and RX batching, and our per-queue statistics (debugfs, fdinfo),
- * which vhost-net does not have: the counter checks run on ours only.
+ * RX, busy polling, TX and RX batching, one queue reset under the other's traffic
+ * (VIRTIO_F_RING_RESET), and our per-queue statistics (debugfs, fdinfo), which vhost-net
+ * does not have: the counter checks run on ours only.
  *
  * Every case runs against both devices, as the two variants of fixture `queue` of the
  * kernel's kselftest_harness.h (queue.vhost_net.<case>, queue.vhost_rs_net.<case>), each in
@@ -688,6 +689,125 @@ out:
 	return r;
 }
 
+/* ---- RING_RESET ------------------------------------------------------------------------ */
+
+/* An ioctl on queue @idx that must fail with EBUSY while the queue has a backend. */
+static int busy_while_attached(struct dev *d, unsigned long req, const char *rn,
+			       unsigned int idx, void *arg)
+{
+	if (ioctl(d->vfd, req, arg) == 0)
+		FAIL("%s: %s on queue %u with its backend attached succeeded, expected EBUSY",
+		     d->name, rn, idx);
+	if (errno != EBUSY)
+		FAIL("%s: %s on queue %u with its backend attached: %s, expected EBUSY", d->name,
+		     rn, idx, errno_name(errno));
+	return R_PASS;
+}
+
+/*
+ * One queue reset as QEMU's vhost_net_virtqueue_reset() and _restart() do it for
+ * VIRTIO_F_RING_RESET: SET_VRING_NUM and _BASE refused with EBUSY while its backend is
+ * attached; NET_SET_BACKEND -1; GET_VRING_BASE gives every buffer taken so far (all were
+ * used); the ring set up again at another address with 128 entries and fresh eventfds;
+ * attached again. The other queue carries a frame while this one is detached; afterwards
+ * both carry frames.
+ */
+static int reset_one_queue(struct dev *d, struct tapc *tc, unsigned int q, uint32_t seed)
+{
+	struct vr *vr = q == 0 ? &d->rx : &d->tx;
+	struct vhost_vring_state st = { .index = q, .num = 128 };
+	static uint8_t f[SLOT];
+	const char *what;
+	unsigned int i;
+	int r;
+
+	/* (SET_VRING_ADDR is not refused while attached: vhost.c checks the new addresses.) */
+	if (busy_while_attached(d, VHOST_SET_VRING_NUM, "VHOST_SET_VRING_NUM", q, &st) ||
+	    busy_while_attached(d, VHOST_SET_VRING_BASE, "VHOST_SET_VRING_BASE", q, &st))
+		return R_FAIL;
+	r = set_backend(d->vfd, q, -1);
+	if (r)
+		FAIL("%s: VHOST_NET_SET_BACKEND %u fd -1: %s", d->name, q, errno_name(-r));
+	/* The other queue runs on. */
+	frame_eth_seq(f, 200, seed, NULL);
+	if (q == 0) {
+		if (dev_tx_one(d, f, 200) || cap_expect(tc->cap, d->name, f, 200, "TX, RX reset"))
+			return R_FAIL;
+	} else {
+		if (dev_rx_post(d, 1))
+			return R_FAIL;
+		r = pkt_send(tc->snd, tc->t.ifindex, f, 200);
+		if (r)
+			FAIL("%s: sending 200 bytes: %s", d->name, strerror(-r));
+		if (dev_rx_expect(d, f, 200, "RX, TX reset"))
+			return R_FAIL;
+	}
+	st.num = 0xffff;
+	if (ioctl(d->vfd, VHOST_GET_VRING_BASE, &st) < 0)
+		FAIL("%s: VHOST_GET_VRING_BASE %u: %s", d->name, q, errno_name(errno));
+	if (st.num != vr->last_used)
+		FAIL("%s: VHOST_GET_VRING_BASE %u after detach: %u, expected %u (the buffers used)",
+		     d->name, q, st.num, vr->last_used);
+	/* The ring again, elsewhere and smaller, with fresh eventfds; base 0. */
+	vr_close(vr);
+	if (vr_init(vr, &G, G_C_GPA + d->k * 0x10000 + 0x8000 + q * 0x4000))
+		FAIL("eventfd: %s", strerror(errno));
+	vr->num = 128;
+	for (i = 0; i < 128; i++)
+		vr->free_stack[i] = 127 - i;
+	vr->nfree = 128;
+	if (q == 0)
+		d->post_head = d->post_tail = 0;
+	else
+		d->tx_head = d->tx_tail = 0;
+	r = vr_setup_vhost(vr, d->vfd, q, &what);
+	if (r)
+		FAIL("%s: queue %u detached: %s: %s", d->name, q, what, errno_name(-r));
+	r = set_backend(d->vfd, q, tc->t.fd);
+	if (r)
+		FAIL("%s: VHOST_NET_SET_BACKEND %u again: %s", d->name, q, errno_name(-r));
+	return dev_txrx(d, tc->cap, tc->snd, tc->t.ifindex, NULL, seed + 100);
+}
+
+/*
+ * VIRTIO_F_RING_RESET: offered (vhost_net.ko 7.3 offers it: a device without it fails, it
+ * does not skip), negotiated, then RX and after it TX reset one at a time under the other's
+ * traffic (reset_one_queue).
+ */
+static int case_ring_reset(const char *path)
+{
+	struct dev d = { .vfd = -1 };
+	struct tapc tc;
+	uint64_t have = 0;
+	int r;
+
+	r = tapc_create(&tc, 0, 1500);
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS && ioctl(d.vfd, VHOST_GET_FEATURES, &have) < 0) {
+		ktap_diag("%s: VHOST_GET_FEATURES: %s", d.name, errno_name(errno));
+		r = R_FAIL;
+	}
+	if (r == R_PASS && !(have & F(VIRTIO_F_RING_RESET))) {
+		ktap_diag("%s does not offer VIRTIO_F_RING_RESET (offers %#llx)", d.name,
+			  (unsigned long long)have);
+		r = R_FAIL;
+	}
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES | F(VIRTIO_F_RING_RESET), -1);
+	if (r == R_PASS)
+		r = dev_backend(&d, tc.t.fd);
+	if (r == R_PASS)
+		r = dev_txrx(&d, tc.cap, tc.snd, tc.t.ifindex, NULL, 500);
+	if (r == R_PASS)
+		r = reset_one_queue(&d, &tc, 0, 600);
+	if (r == R_PASS)
+		r = reset_one_queue(&d, &tc, 1, 700);
+	dev_close(&d);
+	tapc_close(&tc);
+	return r;
+}
+
 VCASE_FIXTURE(queue, NULL)
 
 TEST_F_TIMEOUT(queue, dirty_log_rx, CASE_TMO_S)
@@ -713,6 +833,11 @@ TEST_F_TIMEOUT(queue, rx_batching, CASE_TMO_S)
 TEST_F_TIMEOUT(queue, stats_debugfs, CASE_TMO_S)
 {
 	vcase_run(_metadata, case_stats, variant->path);
+}
+
+TEST_F_TIMEOUT(queue, ring_reset, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_ring_reset, variant->path);
 }
 
 TEST_HARNESS_MAIN
