@@ -2,7 +2,7 @@
 /*
  * vhost_queue: what the worker does on a queue besides moving frames: the dirty log on
  * RX, busy polling, TX and RX batching, one queue reset under the other's traffic
- * (VIRTIO_F_RING_RESET), and our per-queue statistics (debugfs, fdinfo), which vhost-net
+ * (VIRTIO_F_RING_RESET), tun's IFF_BACKPRESSURE woken by RX, and our per-queue statistics (debugfs, fdinfo), which vhost-net
  * does not have: the counter checks run on ours only.
  *
  * Every case runs against both devices, as the two variants of fixture `queue` of the
@@ -808,6 +808,88 @@ static int case_ring_reset(const char *path)
 	return r;
 }
 
+/* ---- tun's IFF_BACKPRESSURE ------------------------------------------------------------- */
+
+#define BP_FRAMES 800	/* tun's ring holds 500 (TUN_READQ_SIZE); the rest wait in the qdisc */
+
+/* The tap's tx_dropped (sysfs), or -1. */
+static long long tap_tx_dropped(const char *ifname)
+{
+	char p[128];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/sys/class/net/%s/statistics/tx_dropped", ifname);
+	f = fopen(p, "r");
+	if (f) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * tun's IFF_BACKPRESSURE (7.3): with a queueing qdisc, tun stops the tap's TX queue when its
+ * ring is full instead of dropping, and whoever consumes from the ring must wake the queue
+ * again (tun_wake_queue(), which vhost_net_buf_produce() calls). BP_FRAMES frames go into
+ * the tap while the guest has no RX buffers: 500 fill tun's ring, the rest wait in a pfifo
+ * qdisc (not the default fq_codel, which would drop what waits). Then the guest takes them,
+ * 64 buffers at a time: every frame must arrive, in order and byte for byte, and the tap
+ * must have dropped none. A device that never woke the queue would strand 300 in the qdisc.
+ */
+static int case_rx_backpressure(const char *path)
+{
+	static uint8_t f[SLOT];
+	struct dev d = { .vfd = -1 };
+	unsigned int sent, got = 0, i, n;
+	struct tapc tc;
+	long long drops;
+	char what[48];
+	int r;
+
+	r = tapc_create(&tc, IFF_BACKPRESSURE, 1500);
+	if (r == R_PASS && run("tc qdisc replace dev %s root pfifo limit 1000", tc.t.name)) {
+		ktap_diag("cannot put a pfifo qdisc on %s", tc.t.name);
+		r = R_FAIL;
+	}
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(&d, tc.t.fd);
+	for (sent = 0; r == R_PASS && sent < BP_FRAMES; sent++) {
+		frame_eth_seq(f, 100, 1000 + sent, NULL);
+		r = pkt_send(tc.snd, tc.t.ifindex, f, 100);
+		if (r) {
+			ktap_diag("%s: sending frame %u into the tap: %s", d.name, sent, strerror(-r));
+			r = R_FAIL;
+		}
+	}
+	while (r == R_PASS && got < BP_FRAMES) {
+		n = BP_FRAMES - got < 64 ? BP_FRAMES - got : 64;
+		r = dev_rx_post(&d, n);
+		for (i = 0; r == R_PASS && i < n; i++, got++) {
+			snprintf(what, sizeof(what), "frame %u of %u", got + 1, BP_FRAMES);
+			frame_eth_seq(f, 100, 1000 + got, NULL);
+			r = dev_rx_expect(&d, f, 100, what);
+		}
+	}
+	if (r != R_PASS && got < BP_FRAMES && sent == BP_FRAMES)
+		ktap_diag("%s: %u of %u frames reached the guest (tun's ring holds 500: a TX queue "
+			  "left stopped strands the rest in the qdisc)", d.name, got, BP_FRAMES);
+	drops = tc.t.fd >= 0 ? tap_tx_dropped(tc.t.name) : 0;
+	if (r == R_PASS && drops != 0) {
+		ktap_diag("%s: the tap dropped %lld frames (tx_dropped), expected none", d.name,
+			  drops);
+		r = R_FAIL;
+	}
+	dev_close(&d);
+	tapc_close(&tc);
+	return r;
+}
+
 VCASE_FIXTURE(queue, NULL)
 
 TEST_F_TIMEOUT(queue, dirty_log_rx, CASE_TMO_S)
@@ -838,6 +920,11 @@ TEST_F_TIMEOUT(queue, stats_debugfs, CASE_TMO_S)
 TEST_F_TIMEOUT(queue, ring_reset, CASE_TMO_S)
 {
 	vcase_run(_metadata, case_ring_reset, variant->path);
+}
+
+TEST_F_TIMEOUT(queue, rx_backpressure, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_rx_backpressure, variant->path);
 }
 
 TEST_HARNESS_MAIN
