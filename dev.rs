@@ -64,8 +64,10 @@ pub(crate) struct Vq {
     iov: KVec<Iov>,
     /// Writable descriptors of those chains, for the dirty log (`vq->log`).
     log: KVec<LogEntry>,
-    /// Used elements waiting to be published (`vq->heads`).
+    /// Used elements waiting to be published (`vq->heads`), and with IN_ORDER how many
+    /// buffers each stands for (`vq->nheads`).
     heads: KVec<(u32, u32)>,
+    nheads: KVec<u16>,
     counters: VqCounters,
 }
 
@@ -102,6 +104,7 @@ impl Vq {
             iov: KVec::new(),
             log: KVec::new(),
             heads: KVec::new(),
+            nheads: KVec::new(),
             counters: VqCounters::default(),
         }
     }
@@ -119,11 +122,14 @@ impl Vq {
         log.resize(ring::MAX_IOV, LogEntry::default(), GFP_KERNEL)?;
         let mut h = KVec::with_capacity(heads, GFP_KERNEL)?;
         h.resize(heads, (0, 0), GFP_KERNEL)?;
+        let mut nh = KVec::with_capacity(heads, GFP_KERNEL)?;
+        nh.resize(heads, 0, GFP_KERNEL)?;
         // SAFETY: the caller's contract.
         self.kick_poll = Some(unsafe { Poll::new(target, EPOLLIN, bit) }?);
         self.iov = iov;
         self.log = log;
         self.heads = h;
+        self.nheads = nh;
         Ok(())
     }
 
@@ -133,6 +139,7 @@ impl Vq {
         self.iov = KVec::new();
         self.log = KVec::new();
         self.heads = KVec::new();
+        self.nheads = KVec::new();
     }
 
     /// Takes on negotiated features: the ring's notification behaviour.
@@ -140,6 +147,7 @@ impl Vq {
         self.acked_features = features;
         self.ring.event_idx = has_feature(&features, VIRTIO_RING_F_EVENT_IDX);
         self.ring.notify_on_empty = has_feature(&features, VIRTIO_F_NOTIFY_ON_EMPTY);
+        self.ring.in_order = has_feature(&features, VIRTIO_F_IN_ORDER);
     }
 
     pub(crate) fn set_backend_features(&mut self, features: u64) {
@@ -175,6 +183,24 @@ impl Vq {
     /// Used elements waiting to be published by [`Vq::add_used_and_signal_n`].
     pub(crate) fn heads_mut(&mut self) -> &mut [(u32, u32)] {
         &mut self.heads
+    }
+
+    /// Used element `i` for [`Vq::add_used_in_order_and_signal`]: `(id, len)` of the last
+    /// of the `n` buffers it stands for. False if there is no element `i`.
+    pub(crate) fn set_used_in_order(&mut self, i: usize, id: u32, len: u32, n: u16) -> bool {
+        match (self.heads.get_mut(i), self.nheads.get_mut(i)) {
+            (Some(h), Some(nh)) => {
+                *h = (id, len);
+                *nh = n;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `VIRTIO_F_IN_ORDER` was negotiated.
+    pub(crate) fn in_order(&self) -> bool {
+        self.ring.in_order
     }
 
     /// The memory a round on this queue works in: the device's, with this queue's used-ring
@@ -216,9 +242,10 @@ impl Vq {
         self.ring.get_desc(mem, &mut ChainBuf { iov, log })
     }
 
-    /// `vhost_discard_vq_desc()`: gives back the last `n` chains taken.
-    pub(crate) fn discard(&mut self, n: u16) {
-        self.ring.discard(n);
+    /// `vhost_discard_vq_desc()`: gives back the last `n` chains taken, `ndesc` descriptors
+    /// in all.
+    pub(crate) fn discard(&mut self, n: u16, ndesc: u16) {
+        self.ring.discard(n, ndesc);
     }
 
     /// Whether the guest has buffers we have not taken (`!vhost_vq_avail_empty()`).
@@ -269,6 +296,27 @@ impl Vq {
             self.error("used ring write failed", e);
             return;
         }
+        self.signal(mem);
+    }
+
+    /// `vhost_add_used_and_signal_n()` with `nheads` (IN_ORDER): publishes the first `n`
+    /// elements set by [`Vq::set_used_in_order`] and signals the guest if it wants it.
+    pub(crate) fn add_used_in_order_and_signal(&mut self, mem: &UserMem<'_>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let (Some(heads), Some(nheads)) = (self.heads.get(..n), self.nheads.get(..n)) else {
+            return;
+        };
+        if let Err(e) = self.ring.add_used_n_in_order(mem, heads, nheads) {
+            self.error("used ring write failed", e);
+            return;
+        }
+        self.signal(mem);
+    }
+
+    /// `vhost_signal()`: the call eventfd, if the guest wants an interrupt now.
+    fn signal(&mut self, mem: &UserMem<'_>) {
         if self.ring.notify(mem) {
             if let Some(call) = &self.call {
                 call.signal();

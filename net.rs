@@ -32,7 +32,11 @@ use kernel::{
 
 /// Feature bits we offer, by word of the 128-bit feature array: what the data path
 /// implements, the set vhost_net.ko offers for the same capabilities. It also offers
-/// ACCESS_PLATFORM (device IOTLB), IN_ORDER and the UDP tunnel GSO bits, which we do not yet.
+/// ACCESS_PLATFORM (device IOTLB) and the UDP tunnel GSO bits, which we do not yet.
+///
+/// IN_ORDER as 7.3's vhost: chains are taken in descriptor-table order
+/// (`next_avail_head`); TX gives back each batch as one used element naming its last chain
+/// (not on the zero-copy path), RX one element per packet naming its last buffer.
 ///
 /// RING_RESET asks nothing more of the device than vhost.c already does: the driver resets
 /// one queue as QEMU's `vhost_net_virtqueue_reset()` does, by detaching that queue's backend
@@ -47,6 +51,7 @@ const NET_FEATURES: Features = [
         | 1 << VIRTIO_F_ANY_LAYOUT // the same bit as VHOST_NET_F_VIRTIO_NET_HDR
         | 1 << VIRTIO_F_VERSION_1
         | 1 << VIRTIO_NET_F_MRG_RXBUF
+        | 1 << VIRTIO_F_IN_ORDER
         | 1 << VIRTIO_F_RING_RESET,
     0,
 ];

@@ -154,6 +154,9 @@ pub(crate) struct Chain {
     pub(crate) in_num: usize,
     /// Writable descriptors recorded in the log buffer (0 without logging).
     pub(crate) log_num: usize,
+    /// Descriptors of the descriptor table it took (an indirect table counts as one): what
+    /// `discard` gives back of `next_avail_head`.
+    pub(crate) ndesc: u16,
 }
 
 /// Where a chain's segments and log entries go.
@@ -232,9 +235,11 @@ pub(crate) struct Ring {
     pub(crate) used_flags: u16,
     pub(crate) signalled_used: u16,
     pub(crate) signalled_used_valid: bool,
-    /// Negotiated `VIRTIO_RING_F_EVENT_IDX` and `VIRTIO_F_NOTIFY_ON_EMPTY`.
+    /// Negotiated `VIRTIO_RING_F_EVENT_IDX`, `VIRTIO_F_NOTIFY_ON_EMPTY` and
+    /// `VIRTIO_F_IN_ORDER`.
     pub(crate) event_idx: bool,
     pub(crate) notify_on_empty: bool,
+    pub(crate) in_order: bool,
 }
 
 impl Default for Ring {
@@ -260,6 +265,7 @@ impl Ring {
             signalled_used_valid: false,
             event_idx: false,
             notify_on_empty: false,
+            in_order: false,
         }
     }
 
@@ -296,7 +302,9 @@ impl Ring {
     }
 
     /// `vhost_get_vq_desc_n()`: takes the next available chain, translating its buffers
-    /// into `buf`. `Ok(None)` when the guest has made nothing new available.
+    /// into `buf`. `Ok(None)` when the guest has made nothing new available. With IN_ORDER
+    /// the chain starts at `next_avail_head`, where the last one ended: the avail ring's
+    /// entries are not read (the driver makes descriptors available in table order).
     pub(crate) fn get_desc<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
@@ -305,9 +313,13 @@ impl Ring {
         if self.avail_idx == self.last_avail_idx && !self.get_avail_idx(mem)? {
             return Ok(None);
         }
-        let slot = u64::from(self.last_avail_idx) % u64::from(self.num);
-        let head_addr = self.avail.wrapping_add(AVAIL_RING_OFFSET + 2 * slot);
-        let head = mem.read_u16(head_addr)?;
+        let head = if self.in_order {
+            // `num` is a power of two (valid_num), at most 32768: the mask fits in u16.
+            self.next_avail_head & (self.num - 1) as u16
+        } else {
+            let slot = u64::from(self.last_avail_idx) % u64::from(self.num);
+            mem.read_u16(self.avail.wrapping_add(AVAIL_RING_OFFSET + 2 * slot))?
+        };
         if u32::from(head) >= self.num {
             return Err(RingError::IndexOutOfRange {
                 idx: head.into(),
@@ -319,6 +331,7 @@ impl Ring {
             out_num: 0,
             in_num: 0,
             log_num: 0,
+            ndesc: 0,
         };
         let mut i = u32::from(head);
         let mut found = 0u32;
@@ -350,11 +363,14 @@ impl Ring {
         }
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
         self.next_avail_head = self.next_avail_head.wrapping_add(ndesc);
+        chain.ndesc = ndesc;
         Ok(Some(chain))
     }
 
-    /// `vhost_discard_vq_desc()`: gives back the last `n` chains taken.
-    pub(crate) fn discard(&mut self, n: u16) {
+    /// `vhost_discard_vq_desc()`: gives back the last `n` chains taken, `ndesc` descriptors
+    /// in all (the sum of their `Chain::ndesc`).
+    pub(crate) fn discard(&mut self, n: u16, ndesc: u16) {
+        self.next_avail_head = self.next_avail_head.wrapping_sub(ndesc);
         self.last_avail_idx = self.last_avail_idx.wrapping_sub(n);
     }
 
@@ -376,6 +392,43 @@ impl Ring {
             mem.log_used(off, USED_ELEM_SIZE);
             idx = idx.wrapping_add(1);
         }
+        self.publish_used(mem, idx)
+    }
+
+    /// `vhost_add_used_n_in_order()` and the index update of `vhost_add_used_n()`: element
+    /// `i`, `heads[i]`, stands for `nheads[i]` buffers used in order (the last of them
+    /// named); it is written where the first of them would go, and the used index moves
+    /// past all of them. The slots skipped keep what they held.
+    pub(crate) fn add_used_n_in_order<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        heads: &[(u32, u32)],
+        nheads: &[u16],
+    ) -> Result<(), RingError> {
+        let num = self.num;
+        let mut start = u32::from(self.last_used_idx) & (num - 1);
+        let mut idx = self.last_used_idx;
+        for (&(id, len), &n) in heads.iter().zip(nheads) {
+            let off = USED_RING_OFFSET + USED_ELEM_SIZE * u64::from(start);
+            let mut e = [0u8; 8];
+            e[0..4].copy_from_slice(&id.to_le_bytes());
+            e[4..8].copy_from_slice(&len.to_le_bytes());
+            mem.write(self.used.wrapping_add(off), &e)?;
+            // (vhost.c logs from the first element to the end of the ring, and past the
+            // wrap by the element count; we log the elements written.)
+            mem.log_used(off, USED_ELEM_SIZE);
+            start = (start + u32::from(n)) & (num - 1);
+            idx = idx.wrapping_add(n);
+        }
+        self.publish_used(mem, idx)
+    }
+
+    /// The end of `vhost_add_used_n()`: the new used index, after the elements it covers.
+    fn publish_used<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        idx: u16,
+    ) -> Result<(), RingError> {
         // Make the elements visible before the index that covers them.
         mem.wmb();
         mem.write_u16(self.used.wrapping_add(USED_IDX_OFFSET), idx)?;

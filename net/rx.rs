@@ -31,6 +31,10 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
     // A VERSION_1 header always has num_buffers (5.1.6), mergeable or not.
     let set_num_buffers = mergeable || nvq.vq.has_feature(VIRTIO_F_VERSION_1);
     let logging = nvq.vq.has_feature(VHOST_F_LOG_ALL);
+    // IN_ORDER: one used element per packet, naming its last buffer (`count` of them);
+    // without, one per buffer. `done` counts buffers, for the batch threshold.
+    let in_order = nvq.vq.in_order();
+    let mut count = 0usize;
     let mut done = 0usize;
     let mut requeue = false;
     let mut drained = false;
@@ -44,8 +48,8 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
         if sock_len == 0 && nvq.vq.busyloop_timeout() != 0 {
             // vhost_net_rx_peek_head_len(): publish what is done, then watch the socket
             // (and the TX ring) a while.
-            nvq.vq.add_used_and_signal_n(&round.mem, done);
-            done = 0;
+            publish(nvq, &round.mem, count, in_order);
+            (done, count) = (0, 0);
             busyloop_intr = busy::busy_poll(nvq, tvq, view, work, true);
             sock_len = nvq.rx_peek_len();
         }
@@ -59,7 +63,8 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
         let sock_len = sock_len + nvq.sock_hlen;
         let vhost_len = sock_len + nvq.vhost_hlen;
         let quota = if mergeable { ring::MAX_IOV } else { 1 };
-        let got = match get_rx_bufs(nvq, &round.mem, vhost_len as u64, done, quota, logging) {
+        let at = if in_order { count } else { done };
+        let got = match get_rx_bufs(nvq, &round.mem, vhost_len as u64, at, quota, logging) {
             Ok(g) => g,
             Err(e) => {
                 nvq.vq.error("RX: bad descriptor chain", e);
@@ -70,6 +75,7 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             heads,
             segs,
             log_num,
+            ndesc,
         }) = got
         else {
             // Not enough buffers: wait for the guest to add some (it kicks).
@@ -100,7 +106,7 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
         let nhdr = segs.min(HDR_MAX);
         hdr[..nhdr].copy_from_slice(&nvq.vq.iov()[..nhdr]);
         let Some(first) = skip_bytes(nvq.vq.iov_mut(), segs, nvq.vhost_hlen as u64) else {
-            nvq.vq.discard(heads as u16);
+            nvq.vq.discard(heads as u16, ndesc);
             break;
         };
         let iov = nvq.vq.iov().get(first..segs).unwrap_or_default();
@@ -108,7 +114,7 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             Ok(n) if n == sock_len => {}
             _ => {
                 // Truncated or failed: discard the packet and give the buffers back.
-                nvq.vq.discard(heads as u16);
+                nvq.vq.discard(heads as u16, ndesc);
                 nvq.stats.drops += 1;
                 continue;
             }
@@ -122,15 +128,16 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             nvq.vq.log_write(log_num, vhost_len as u64);
         }
         done += heads;
+        count += if in_order { 1 } else { heads };
         if done > BATCH {
-            nvq.vq.add_used_and_signal_n(&round.mem, done);
-            done = 0;
+            publish(nvq, &round.mem, count, in_order);
+            (done, count) = (0, 0);
         }
         nvq.stats.packets += 1;
         nvq.stats.bytes += vhost_len as u64;
         round.total += vhost_len;
     }
-    nvq.vq.add_used_and_signal_n(&round.mem, done);
+    publish(nvq, &round.mem, count, in_order);
     if drained {
         if let (Some(poll), Some(sock)) = (nvq.sock_poll.as_mut(), nvq.backend.as_ref()) {
             let _ = poll.start(sock.file());
@@ -139,15 +146,27 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
     requeue
 }
 
-/// Buffers gathered for one packet: chains (`heads`), segments, log entries.
+/// `vhost_net_signal_used()`: publishes `count` used elements, per packet with IN_ORDER.
+fn publish(nvq: &mut NetVq, mem: &UserMem<'_>, count: usize, in_order: bool) {
+    if in_order {
+        nvq.vq.add_used_in_order_and_signal(mem, count);
+    } else {
+        nvq.vq.add_used_and_signal_n(mem, count);
+    }
+}
+
+/// Buffers gathered for one packet: chains (`heads`) of `ndesc` descriptors, segments, log
+/// entries.
 struct RxBufs {
     heads: usize,
     segs: usize,
     log_num: usize,
+    ndesc: u16,
 }
 
 /// `get_rx_bufs()`: takes chains until they hold `len` bytes, at most `quota` of them, and
-/// records them in the queue's heads from index `at` (after the packets not yet published).
+/// records them in the queue's heads from index `at` (after the packets not yet published),
+/// or with IN_ORDER as one element at `at` naming the last of them.
 /// `Ok(None)` when the guest has not made enough available (all are given back);
 /// `heads == 0` when the packet can never fit (vhost-net drops it).
 fn get_rx_bufs(
@@ -159,23 +178,25 @@ fn get_rx_bufs(
     logging: bool,
 ) -> Result<Option<RxBufs>, RingError> {
     let vq = &mut nvq.vq;
+    let in_order = vq.in_order();
     let (mut heads, mut segs, mut log_num) = (0usize, 0usize, 0usize);
+    let mut ndesc = 0u16;
     let mut datalen = len;
     while datalen > 0 && heads < quota {
         let chain = match vq.get_desc(mem, segs, logging.then_some(log_num)) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                vq.discard(heads as u16);
+                vq.discard(heads as u16, ndesc);
                 return Ok(None);
             }
             Err(e) => {
-                vq.discard(heads as u16);
+                vq.discard(heads as u16, ndesc);
                 return Err(e);
             }
         };
         if chain.out_num != 0 || chain.in_num == 0 {
             // As get_rx_bufs(): the bad chain stays consumed, the earlier ones go back.
-            vq.discard(heads as u16);
+            vq.discard(heads as u16, ndesc);
             return Err(RingError::OutAfterIn);
         }
         let size: u64 = vq.iov()[segs..segs + chain.in_num]
@@ -183,11 +204,20 @@ fn get_rx_bufs(
             .map(|s| s.len)
             .sum();
         let used = size.min(datalen);
-        let Some(h) = vq.heads_mut().get_mut(at + heads) else {
-            vq.discard(heads as u16 + 1);
-            return Err(RingError::TooManySegments);
+        let recorded = if in_order {
+            // At most `quota` (UIO_MAXIOV) buffers: the count fits in u16.
+            vq.set_used_in_order(at, u32::from(chain.head), used as u32, heads as u16 + 1)
+        } else if let Some(h) = vq.heads_mut().get_mut(at + heads) {
+            *h = (u32::from(chain.head), used as u32);
+            true
+        } else {
+            false
         };
-        *h = (u32::from(chain.head), used as u32);
+        if !recorded {
+            vq.discard(heads as u16 + 1, ndesc.wrapping_add(chain.ndesc));
+            return Err(RingError::TooManySegments);
+        }
+        ndesc = ndesc.wrapping_add(chain.ndesc);
         datalen -= used;
         segs += chain.in_num;
         log_num += chain.log_num;
@@ -195,17 +225,19 @@ fn get_rx_bufs(
     }
     if datalen > 0 {
         // Does not fit even in `quota` buffers: give them back; the caller drops the packet.
-        vq.discard(heads as u16);
+        vq.discard(heads as u16, ndesc);
         return Ok(Some(RxBufs {
             heads: 0,
             segs: 0,
             log_num: 0,
+            ndesc: 0,
         }));
     }
     Ok(Some(RxBufs {
         heads,
         segs,
         log_num,
+        ndesc,
     }))
 }
 

@@ -966,6 +966,198 @@ out:
 	return r;
 }
 
+/* ---- IN_ORDER -------------------------------------------------------------------------- */
+
+/*
+ * The driver side of VIRTIO_F_IN_ORDER: chains are written into the descriptor table in
+ * order from *@next (wrapping), each made available with its head in the avail ring as
+ * usual; the avail index is published separately (io_publish), so that the device sees a
+ * batch at once.
+ */
+static uint16_t io_add(struct vr *vr, uint16_t *next, const struct vr_seg *s, unsigned int n)
+{
+	uint16_t mask = vr->num - 1, head = *next & mask;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		uint16_t d = (*next + i) & mask;
+
+		vr->desc[d].addr = s[i].gpa;
+		vr->desc[d].len = s[i].len;
+		vr->desc[d].flags = (i + 1 < n ? VRING_DESC_F_NEXT : 0) |
+				    (s[i].write ? VRING_DESC_F_WRITE : 0);
+		vr->desc[d].next = (d + 1) & mask;
+	}
+	*next += n;
+	vr->avail->ring[vr->avail_idx++ & mask] = head;
+	return head;
+}
+
+static void io_publish(struct vr *vr)
+{
+	__atomic_store_n(&vr->avail->idx, vr->avail_idx, __ATOMIC_RELEASE);
+	vr_kick(vr);
+}
+
+/* The used index reaching @want within TMO ms, and then not moving past it. */
+static int io_wait_used(struct ctx *c, struct vr *vr, uint16_t want, const char *what)
+{
+	long long end = now_ms() + TMO;
+
+	while (vr_used_idx(vr) != want && now_ms() < end)
+		sleep_ms(1);
+	sleep_ms(SETTLE);
+	if (vr_used_idx(vr) != want)
+		FAIL("%s: %s: used idx %u, expected %u", c->name, what, vr_used_idx(vr), want);
+	return R_PASS;
+}
+
+/* Used element @slot must be {@id, @len}. */
+static int io_used_elem(struct ctx *c, struct vr *vr, unsigned int slot, uint32_t id,
+			uint32_t len, const char *what)
+{
+	struct vring_used_elem e = vr->used->ring[slot & (vr->num - 1)];
+
+	if (e.id != id || e.len != len)
+		FAIL("%s: %s: used element %u is {id %u, len %u}, expected {id %u, len %u}",
+		     c->name, what, slot, e.id, e.len, id, len);
+	return R_PASS;
+}
+
+/* Opens @dev with QEMU_FEATURES and IN_ORDER; not offering it fails (vhost_net.ko does). */
+static int io_open(struct ctx *c, const char *dev)
+{
+	uint64_t have = 0;
+	int fd = open(dev, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT)
+		CASE_SKIP("%s not present", dev);
+	if (fd < 0)
+		FAIL("open %s: %s", dev, strerror(errno));
+	if (ioctl(fd, VHOST_GET_FEATURES, &have) < 0)
+		have = 0;
+	close(fd);
+	if (!(have & F(VIRTIO_F_IN_ORDER)))
+		FAIL("%s does not offer VIRTIO_F_IN_ORDER (offers %#llx)", dev,
+		     (unsigned long long)have);
+	return ctx_open(c, dev, QEMU_FEATURES | F(VIRTIO_F_IN_ORDER), false);
+}
+
+/*
+ * TX with IN_ORDER, as 7.3's vhost_tx_batch(): three chains (one descriptor; three; one)
+ * made available at once and kicked go out in order, and come back as ONE used element
+ * naming the last chain's head, the used index moving by three; the two slots after it
+ * keep what they held. Then two more (one; two descriptors): one element at slot 3.
+ */
+static int case_tx_in_order(const char *dev)
+{
+	static const size_t lens[] = { 60, 200, 1514, 90, 300 };
+	static const unsigned int ndesc[] = { 1, 3, 1, 1, 2 };
+	uint16_t next = 0, heads[5];
+	unsigned int i, k;
+	struct ctx c;
+	char what[48];
+	int r = io_open(&c, dev);
+
+	memset(c.tx.used->ring, 0xee, 3 * sizeof(struct vring_used_elem) + 32);
+	memset(hbuf, 0, sizeof(hbuf));
+	for (k = 0; r == R_PASS && k < 5; k++) {
+		struct vr_seg s[3];
+		uint64_t gpa = G_C_GPA + 0x20000 + k * 0x1000;
+		size_t tot = c.hdr_len + lens[k];
+
+		frame_eth(frame, lens[k], 300 + k);
+		g_write(&G, gpa, hbuf, c.hdr_len);
+		g_write(&G, gpa + c.hdr_len, frame, lens[k]);
+		/* The buffer cut into ndesc[k] pieces. */
+		for (i = 0; i < ndesc[k]; i++) {
+			size_t a = tot * i / ndesc[k], b = tot * (i + 1) / ndesc[k];
+
+			s[i] = (struct vr_seg){ gpa + a, b - a, false };
+		}
+		heads[k] = io_add(&c.tx, &next, s, ndesc[k]);
+		if (k == 2 || k == 4) {
+			snprintf(what, sizeof(what), "TX chains %s", k == 2 ? "1-3" : "4-5");
+			io_publish(&c.tx);
+			r = io_wait_used(&c, &c.tx, k + 1, what);
+			if (r == R_PASS)
+				r = io_used_elem(&c, &c.tx, k == 2 ? 0 : 3, heads[k], 0, what);
+		}
+	}
+	for (k = 0; r == R_PASS && k < 5; k++) {
+		snprintf(what, sizeof(what), "TX chain %u, %zu bytes", k + 1, lens[k]);
+		frame_eth(frame, lens[k], 300 + k);
+		r = tx_check_frame(&c, frame, lens[k], what);
+	}
+	if (r == R_PASS && (c.tx.used->ring[1].id != 0xeeeeeeee || c.tx.used->ring[2].id != 0xeeeeeeee))
+		FAIL("%s: TX: used slots 1 and 2 written ({id %u}, {id %u}): IN_ORDER skips them",
+		     c.name, c.tx.used->ring[1].id, c.tx.used->ring[2].id);
+	if (heads[0] != 0 || heads[4] != 6)
+		FAIL("test: heads %u..%u", heads[0], heads[4]);
+	ctx_close(&c);
+	return r;
+}
+
+/*
+ * RX with IN_ORDER and mergeable buffers, as 7.3's get_rx_bufs(): four 1000-byte buffers;
+ * a 2500-byte frame (2512 with the header) fills three, and comes back as ONE used element
+ * naming the third buffer with the length written into it (512), num_buffers 3 in the
+ * header, the used index moving by three; a 100-byte frame then takes the fourth (slot 3).
+ */
+static int case_rx_in_order(const char *dev)
+{
+	uint16_t next = 0, heads[4];
+	uint32_t want_len;
+	struct ctx c;
+	unsigned int k, off = 0;
+	int r = io_open(&c, dev), d;
+
+	for (k = 0; r == R_PASS && k < 4; k++) {
+		struct vr_seg s = { G_C_GPA + 0x100000 + k * 1000, 1000, true };
+
+		heads[k] = io_add(&c.rx, &next, &s, 1);
+	}
+	if (r == R_PASS)
+		io_publish(&c.rx);
+	frame_eth(frame, 2500, 400);
+	if (r == R_PASS) {
+		r = pkt_send(c.snd, c.tap.ifindex, frame, 2500);
+		if (r)
+			FAIL("%s: sending into %s: %s", c.name, c.tap.name, strerror(-r));
+		r = io_wait_used(&c, &c.rx, 3, "RX 2500 bytes");
+	}
+	if (r == R_PASS)
+		r = io_used_elem(&c, &c.rx, 0, heads[2], 512, "RX 2500 bytes");
+	if (r == R_PASS) {
+		g_read(&G, G_C_GPA + 0x100000, got, 3000);
+		if (((struct virtio_net_hdr_mrg_rxbuf *)got)->num_buffers != 3)
+			FAIL("%s: RX 2500 bytes: num_buffers %u, expected 3", c.name,
+			     ((struct virtio_net_hdr_mrg_rxbuf *)got)->num_buffers);
+		d = first_diff(got + c.hdr_len, frame, 2500);
+		if (d >= 0)
+			FAIL("%s: RX 2500 bytes: data differs at byte %d", c.name, d);
+		off = 3;
+	}
+	frame_eth(frame, 100, 401);
+	if (r == R_PASS) {
+		r = pkt_send(c.snd, c.tap.ifindex, frame, 100);
+		if (r)
+			FAIL("%s: sending into %s: %s", c.name, c.tap.name, strerror(-r));
+		r = io_wait_used(&c, &c.rx, 4, "RX 100 bytes");
+	}
+	want_len = c.hdr_len + 100;
+	if (r == R_PASS)
+		r = io_used_elem(&c, &c.rx, off, heads[3], want_len, "RX 100 bytes");
+	if (r == R_PASS) {
+		g_read(&G, G_C_GPA + 0x100000 + 3000 + c.hdr_len, got, 100);
+		d = first_diff(got, frame, 100);
+		if (d >= 0)
+			FAIL("%s: RX 100 bytes: data differs at byte %d", c.name, d);
+	}
+	ctx_close(&c);
+	return r;
+}
+
 /* ---- the cases, each a test of both devices (kselftest_harness.h) ------------------ */
 
 VCASE_FIXTURE(data, NULL);
@@ -1043,6 +1235,16 @@ TEST_F_TIMEOUT(data, notify_event_idx, CASE_TMO_S)
 TEST_F_TIMEOUT(data, notify_empty_event_idx, CASE_TMO_S)
 {
 	vcase_run(_metadata, case_notify_empty_event_idx, self->path);
+}
+
+TEST_F_TIMEOUT(data, tx_in_order, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_tx_in_order, self->path);
+}
+
+TEST_F_TIMEOUT(data, rx_in_order, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_rx_in_order, self->path);
 }
 
 TEST_HARNESS_MAIN

@@ -369,6 +369,7 @@ struct Reference<'a> {
     used: u64,
     event_idx: bool,
     notify_on_empty: bool,
+    in_order: bool,
 }
 
 impl Reference<'_> {
@@ -514,10 +515,14 @@ impl Reference<'_> {
         if st.avail_idx == st.last_avail_idx && !self.get_avail_idx(st)? {
             return Ok(None);
         }
-        let slot = u32::from(st.last_avail_idx) % self.num;
-        let head = self
-            .mem
-            .peek_u16(self.avail.wrapping_add(4 + 2 * u64::from(slot)))?;
+        // VIRTIO_F_IN_ORDER: the chain after the last one in the table; else the avail ring's.
+        let head = if self.in_order {
+            (u32::from(st.next_avail_head) % self.num) as u16
+        } else {
+            let slot = u32::from(st.last_avail_idx) % self.num;
+            self.mem
+                .peek_u16(self.avail.wrapping_add(4 + 2 * u64::from(slot)))?
+        };
         if u32::from(head) >= self.num {
             return Err(RingError::IndexOutOfRange {
                 idx: head.into(),
@@ -686,8 +691,9 @@ struct Fuzz<'a> {
     st: State,
     layout: Layout,
     log: bool,
-    /// Heads taken since the last `add_used_n` of them: what `discard` may give back.
-    pending: Vec<u16>,
+    /// Heads taken since the last `add_used_n` of them, with their descriptor counts: what
+    /// `discard` may give back.
+    pending: Vec<(u16, u16)>,
     trace: bool,
 }
 
@@ -712,6 +718,7 @@ impl<'a> Fuzz<'a> {
         ring.num = num;
         ring.event_idx = feat & 1 != 0;
         ring.notify_on_empty = feat & 2 != 0;
+        ring.in_order = feat & 8 != 0;
         let log = feat & 4 != 0;
         // VHOST_SET_VRING_BASE, and the used index as vhost_vq_init_access() reads it.
         ring.last_avail_idx = inp.u16();
@@ -855,6 +862,7 @@ impl<'a> Fuzz<'a> {
             used: self.ring.used,
             event_idx: self.ring.event_idx,
             notify_on_empty: self.ring.notify_on_empty,
+            in_order: self.ring.in_order,
         }
     }
 
@@ -953,23 +961,32 @@ impl<'a> Fuzz<'a> {
             0 => self.get_desc(),
             1 => {
                 let n = usize::from(self.inp.u8()) % (self.pending.len() + 1);
-                self.ring.discard(n as u16);
+                let at = self.pending.len() - n;
+                let ndesc = self.pending[at..]
+                    .iter()
+                    .fold(0u16, |a, &(_, d)| a.wrapping_add(d));
+                self.ring.discard(n as u16, ndesc);
                 self.st.last_avail_idx = self.st.last_avail_idx.wrapping_sub(n as u16);
-                self.pending.truncate(self.pending.len() - n);
-                self.trace(format_args!("discard {n}"));
+                self.st.next_avail_head = self.st.next_avail_head.wrapping_sub(ndesc);
+                self.pending.truncate(at);
+                self.trace(format_args!("discard {n} ({ndesc} descriptors)"));
                 assert_eq!(
                     self.ring.last_avail_idx,
                     before.last_avail_idx.wrapping_sub(n as u16)
+                );
+                assert_eq!(
+                    self.ring.next_avail_head,
+                    before.next_avail_head.wrapping_sub(ndesc)
                 );
             }
             2 | 3 => {
                 // The heads taken, oldest first, or any pairs at all.
                 let heads: Vec<(u32, u32)> = if code == 2 {
                     let k = usize::from(self.inp.u8()) % (self.pending.len() + 1);
-                    let taken: Vec<u16> = self.pending.drain(..k).collect();
+                    let taken: Vec<(u16, u16)> = self.pending.drain(..k).collect();
                     taken
                         .into_iter()
-                        .map(|h| (u32::from(h), u32::from(self.inp.u16())))
+                        .map(|(h, _)| (u32::from(h), u32::from(self.inp.u16())))
                         .collect()
                 } else {
                     let k = self.inp.u8();
@@ -1187,12 +1204,13 @@ impl<'a> Fuzz<'a> {
                     self.ring.last_avail_idx,
                     before.last_avail_idx.wrapping_add(1)
                 );
-                self.pending.push(c.head);
+                self.pending.push((c.head, c.ndesc));
                 if !self.mem.injected.get() {
                     let w = want
                         .unwrap_or_else(|e| panic!("reference: {e:?}, ring.rs: {c:?}"))
                         .unwrap_or_else(|| panic!("reference: no chain, ring.rs: {c:?}"));
                     assert_eq!(c.head, w.head);
+                    assert_eq!(c.ndesc, w.ndesc);
                     assert_eq!((c.out_num, c.in_num), (w.out.len(), w.inn.len()));
                     assert_eq!(iov[..c.out_num], w.out[..]);
                     assert_eq!(iov[c.out_num..n], w.inn[..]);

@@ -369,6 +369,94 @@ fn used_ring_and_index_wrap() {
     );
 }
 
+/// VIRTIO_F_IN_ORDER: chains start where the last one ended in the descriptor table, the
+/// avail ring's entries are not read; a discard gives back the descriptors as well.
+#[test]
+fn in_order_takes_chains_in_table_order() {
+    let (m, mut r) = (Mem::new(), ring(8));
+    r.in_order = true;
+    // Chain 0: descriptors 0 -> 1; chain 1: descriptor 2; chain 2: descriptor 3 (indirect,
+    // one table descriptor however many entries).
+    set_desc(&m, &r, 0, 0x1000, 10, VRING_DESC_F_NEXT, 1);
+    set_desc(&m, &r, 1, 0x2000, 20, 0, 0);
+    set_desc(&m, &r, 2, 0x3000, 30, 0, 0);
+    indirect_table(
+        &m,
+        0x5000,
+        &[(0x6000, 40, VRING_DESC_F_NEXT, 1), (0x7000, 50, 0, 0)],
+    );
+    set_desc(&m, &r, 3, 0x5000, 32, VRING_DESC_F_INDIRECT, 0);
+    // The avail ring says head 7 everywhere: with IN_ORDER it is not read.
+    for slot in 0..3 {
+        publish(&m, &r, slot, 7, slot + 1);
+    }
+    let (c, iov) = take(&m, &mut r).unwrap().unwrap();
+    assert_eq!((c.head, c.ndesc, iov.len()), (0, 2, 2));
+    assert_eq!(r.next_avail_head, 2);
+    let (c, _) = take(&m, &mut r).unwrap().unwrap();
+    assert_eq!((c.head, c.ndesc), (2, 1));
+    let (c, iov) = take(&m, &mut r).unwrap().unwrap();
+    assert_eq!((c.head, c.ndesc, iov.len()), (3, 1, 2));
+    assert_eq!((r.last_avail_idx, r.next_avail_head), (3, 4));
+    // Giving back the last two chains rewinds both cursors; they come again.
+    r.discard(2, 2);
+    assert_eq!((r.last_avail_idx, r.next_avail_head), (1, 2));
+    let (c, _) = take(&m, &mut r).unwrap().unwrap();
+    assert_eq!(c.head, 2);
+    // Without IN_ORDER the same ring gives the avail ring's head 7 (nothing there: empty
+    // descriptor, so no segment, and it is its own chain).
+    let (m2, mut r2) = (Mem::new(), ring(8));
+    set_desc(&m2, &r2, 7, 0x3000, 30, 0, 0);
+    publish(&m2, &r2, 0, 7, 1);
+    assert_eq!(take(&m2, &mut r2).unwrap().unwrap().0.head, 7);
+}
+
+/// The next chain in table order wraps at `num`, and a head there past `num` cannot be.
+#[test]
+fn in_order_wraps_at_num() {
+    let (m, mut r) = (Mem::new(), ring(4));
+    r.in_order = true;
+    r.last_avail_idx = 0xffff;
+    r.avail_idx = 0xffff;
+    r.next_avail_head = 0xffff; // & 3 = 3
+    set_desc(&m, &r, 3, 0x1000, 10, VRING_DESC_F_NEXT, 0);
+    set_desc(&m, &r, 0, 0x2000, 20, 0, 0);
+    m.put(r.avail + 2, &0u16.to_le_bytes());
+    let (c, _) = take(&m, &mut r).unwrap().unwrap();
+    assert_eq!((c.head, c.ndesc), (3, 2));
+    assert_eq!((r.last_avail_idx, r.next_avail_head), (0, 1));
+}
+
+/// `vhost_add_used_n_in_order()`: an element per batch, written where the batch's first
+/// buffer would go, the used index past all of them, the skipped slots untouched.
+#[test]
+fn in_order_used_elements_skip_slots() {
+    let (m, mut r) = (Mem::new(), ring(4));
+    r.last_used_idx = 0xfffe; // slot 2
+    for slot in 0..4u64 {
+        m.put(r.used + 4 + 8 * slot, &[0xee; 8]);
+    }
+    // Three buffers ending with head 1, then one buffer, head 2.
+    r.add_used_n_in_order(&m, &[(1, 100), (2, 200)], &[3, 1])
+        .unwrap();
+    assert_eq!(r.last_used_idx, 2);
+    assert_eq!(m.get16(r.used + 2), 2);
+    assert_eq!(
+        (m.get32(r.used + 4 + 16), m.get32(r.used + 4 + 20)),
+        (1, 100)
+    );
+    // 2 + 3 = 5 -> slot 1.
+    assert_eq!(
+        (m.get32(r.used + 4 + 8), m.get32(r.used + 4 + 12)),
+        (2, 200)
+    );
+    assert_eq!(m.get32(r.used + 4 + 24), 0xeeee_eeee, "slot 3 skipped");
+    assert_eq!(m.get32(r.used + 4), 0xeeee_eeee, "slot 0 skipped");
+    let logged = m.logged.borrow();
+    assert!(logged.contains(&(4 + 16, 8)) && logged.contains(&(4 + 8, 8)));
+    assert!(logged.contains(&(2, 2)), "used idx write is logged");
+}
+
 #[test]
 fn notification_without_event_idx_follows_avail_flags() {
     let (m, mut r) = (Mem::new(), ring(4));
