@@ -507,9 +507,13 @@ impl Ring {
         Ok(())
     }
 
-    /// `vhost_enable_notify()`: asks for kicks again. `Ok(true)` if the guest made buffers
-    /// available meanwhile, so the caller must process again rather than sleep; an avail
-    /// index more than `num` ahead is an error, as in `vhost_get_avail_idx()`.
+    /// `vhost_enable_notify()`: asks for kicks again. `Ok(true)` if the guest's avail index
+    /// moved past the one we last read, so the caller must process again rather than
+    /// sleep; an avail index more than `num` ahead is an error, as in `vhost_get_avail_idx()`.
+    ///
+    /// Moved, not "buffers not yet taken" (7.3's fix): RX gives back the buffers of a packet
+    /// that does not fit in what the guest has made available, and would otherwise be told
+    /// to try again at once, for ever (a worker at 100% CPU until the guest adds buffers).
     pub(crate) fn enable_notify<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
@@ -526,8 +530,7 @@ impl Ring {
         // They could have slipped one in as we were doing that: make sure it's written,
         // then check again, through the same range check as any read of the index.
         mem.mb();
-        self.get_avail_idx(mem)?;
-        Ok(self.avail_idx != self.last_avail_idx)
+        self.get_avail_idx(mem)
     }
 
     /// Whether the guest has buffers we have not taken (`vhost_vq_avail_empty()` negated).

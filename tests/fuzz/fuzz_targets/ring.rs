@@ -671,11 +671,10 @@ impl Reference<'_> {
     }
 
     /// The avail index re-read of `vhost_enable_notify()`, through `vhost_get_avail_idx()`
-    /// and its range check. ring.rs reports any buffer not yet taken, where the C reports
-    /// a moved index: the same after an empty `get_desc`, which is where it is called.
+    /// and its range check: true if the index moved past the cached one (7.3), not merely
+    /// if buffers are left untaken (after a discard).
     fn enable_notify_tail(&self, st: &mut State) -> Result<bool, RingError> {
-        self.get_avail_idx(st)?;
-        Ok(st.avail_idx != st.last_avail_idx)
+        self.get_avail_idx(st)
     }
 }
 
