@@ -2,7 +2,8 @@
 /*
  * vhost_queue: what the worker does on a queue besides moving frames: the dirty log on
  * RX, busy polling, TX and RX batching, one queue reset under the other's traffic
- * (VIRTIO_F_RING_RESET), tun's IFF_BACKPRESSURE woken by RX, and our per-queue statistics (debugfs, fdinfo), which vhost-net
+ * (VIRTIO_F_RING_RESET), tun's IFF_BACKPRESSURE woken by RX, RX short of buffers
+ * waiting rather than spinning, and our per-queue statistics (debugfs, fdinfo), which vhost-net
  * does not have: the counter checks run on ours only.
  *
  * Every case runs against both devices, as the two variants of fixture `queue` of the
@@ -890,6 +891,108 @@ static int case_rx_backpressure(const char *path)
 	return r;
 }
 
+/* ---- short of RX buffers: waiting, not spinning ------------------------------------------ */
+
+/* CPU time (user + system) of thread @tid of this process, in ms; -1 if unreadable. */
+static long long thread_cpu_ms(int tid)
+{
+	unsigned long long ut = 0, st = 0;
+	char path[96], buf[1024], *p;
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* Fields 14 and 15, counted after the ")" that ends the command name. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			 &st) != 2)
+		return -1;
+	return (long long)(ut + st) * 1000 / (hz > 0 ? hz : 100);
+}
+
+/*
+ * 7.3's fix of an RX livelock: a frame larger than all the buffers the guest has made
+ * available (mergeable: 9012 bytes, two 2048-byte buffers) must leave the worker waiting
+ * for a kick, not retrying at once for ever at 100% CPU. Over one second the worker may use
+ * little CPU and deliver nothing; then, with eight more buffers posted and kicked, the frame
+ * arrives in five (num_buffers 5).
+ */
+static int case_rx_short_of_buffers(const char *path)
+{
+	static uint8_t f[9000], buf[SLOT];
+	struct dev d = { .vfd = -1 };
+	long long cpu0, cpu;
+	struct tapc tc;
+	int r, tid = -1;
+
+	r = tapc_create(&tc, 0, 9000);
+	if (r == R_PASS)
+		r = dev_open(&d, path, 0);
+	if (r == R_PASS)
+		r = dev_setup(&d, QEMU_FEATURES, -1);
+	if (r == R_PASS)
+		r = dev_backend(&d, tc.t.fd);
+	if (r == R_PASS) {
+		tid = worker_tid(getpid());
+		if (tid < 0) {
+			ktap_diag("%s: no worker thread vhost-%d", d.name, getpid());
+			r = R_FAIL;
+		}
+	}
+	if (r == R_PASS)
+		r = dev_rx_post(&d, 2);
+	frame_eth_seq(f, sizeof(f), 900, NULL);
+	if (r == R_PASS) {
+		r = pkt_send(tc.snd, tc.t.ifindex, f, sizeof(f));
+		if (r) {
+			ktap_diag("%s: sending 9000 bytes: %s", d.name, strerror(-r));
+			r = R_FAIL;
+		}
+	}
+	if (r == R_PASS) {
+		sleep_ms(200);
+		cpu0 = thread_cpu_ms(tid);
+		sleep_ms(1000);
+		cpu = thread_cpu_ms(tid) - cpu0;
+		ktap_diag("%s: worker CPU over 1 s short of buffers: %lld ms", d.name, cpu);
+		if (cpu0 < 0 || cpu > 300) {
+			ktap_diag("%s: the worker spins (%lld ms of CPU in 1 s), expected it to wait "
+				  "for a kick", d.name, cpu);
+			r = R_FAIL;
+		}
+		if (vr_used_idx(&d.rx) != 0) {
+			ktap_diag("%s: used idx %u with too few buffers, expected 0", d.name,
+				  vr_used_idx(&d.rx));
+			r = R_FAIL;
+		}
+	}
+	if (r == R_PASS)
+		r = dev_rx_post(&d, 8);
+	if (r == R_PASS && !vr_wait_used(&d.rx, 5, TMO)) {
+		ktap_diag("%s: %u used elements after 8 more buffers, expected 5", d.name,
+			  vr_used_pending(&d.rx));
+		r = R_FAIL;
+	}
+	if (r == R_PASS) {
+		g_read(&G, d.rx_gpa[d.posted[0]], buf, HDR_LEN);
+		if (((struct virtio_net_hdr_mrg_rxbuf *)buf)->num_buffers != 5) {
+			ktap_diag("%s: num_buffers %u, expected 5", d.name,
+				  ((struct virtio_net_hdr_mrg_rxbuf *)buf)->num_buffers);
+			r = R_FAIL;
+		}
+	}
+	dev_close(&d);
+	tapc_close(&tc);
+	return r;
+}
+
 VCASE_FIXTURE(queue, NULL)
 
 TEST_F_TIMEOUT(queue, dirty_log_rx, CASE_TMO_S)
@@ -925,6 +1028,11 @@ TEST_F_TIMEOUT(queue, ring_reset, CASE_TMO_S)
 TEST_F_TIMEOUT(queue, rx_backpressure, CASE_TMO_S)
 {
 	vcase_run(_metadata, case_rx_backpressure, variant->path);
+}
+
+TEST_F_TIMEOUT(queue, rx_short_of_buffers, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_rx_short_of_buffers, variant->path);
 }
 
 TEST_HARNESS_MAIN
