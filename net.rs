@@ -32,7 +32,11 @@ use kernel::{
 
 /// Feature bits we offer, by word of the 128-bit feature array: what the data path
 /// implements, the set vhost_net.ko offers for the same capabilities. It also offers
-/// ACCESS_PLATFORM (device IOTLB) and the UDP tunnel GSO bits, which we do not yet.
+/// ACCESS_PLATFORM (device IOTLB), which we do not yet.
+///
+/// The UDP tunnel GSO bits (word 1, only through `*_FEATURES_ARRAY`) ask of vhost only the
+/// 24-byte header (`struct virtio_net_hdr_v1_hash_tunnel`); the tunnel offload itself is
+/// tun's, on the header as the guest wrote it.
 ///
 /// IN_ORDER as 7.3's vhost: chains are taken in descriptor-table order
 /// (`next_avail_head`); TX gives back each batch as one used element naming its last chain
@@ -53,7 +57,7 @@ const NET_FEATURES: Features = [
         | 1 << VIRTIO_NET_F_MRG_RXBUF
         | 1 << VIRTIO_F_IN_ORDER
         | 1 << VIRTIO_F_RING_RESET,
-    0,
+    1 << (VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO - 64) | 1 << (VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO - 64),
 ];
 
 /// Backend features we offer: none yet (vhost_net.ko offers IOTLB_MSG_V2, which belongs to
@@ -79,8 +83,8 @@ const WEIGHT_BYTES: usize = 0x80000;
 const WEIGHT_PKTS: usize = 256;
 /// Used elements are published and signalled at least this often (`VHOST_NET_BATCH`).
 const BATCH: usize = 64;
-/// The largest virtio-net header (`struct virtio_net_hdr_mrg_rxbuf`).
-const HDR_MAX: usize = 12;
+/// The largest virtio-net header (`struct virtio_net_hdr_v1_hash_tunnel`).
+const HDR_MAX: usize = 24;
 /// Used elements a queue can hold: RX gathers up to 64 packets' heads and then a packet of
 /// up to `MAX_IOV` more, as vhost-net's `UIO_MAXIOV + VHOST_NET_BATCH`.
 const HEADS: usize = ring::MAX_IOV + BATCH + 1;
@@ -490,8 +494,13 @@ impl VhostNet {
 
     /// `vhost_net_set_features()`: no owner needed, as in vhost-net.
     fn set_features(&self, features: Features) -> Result {
-        // The virtio-net header is 12 bytes with MRG_RXBUF or VERSION_1, else 10 (5.1.6).
-        let hdr_len = if has_feature(&features, VIRTIO_NET_F_MRG_RXBUF)
+        // The virtio-net header is 12 bytes with MRG_RXBUF or VERSION_1, else 10 (5.1.6);
+        // 24 with either UDP tunnel GSO bit (`virtio_net_hdr_v1_hash_tunnel`), as 7.3's.
+        let hdr_len = if has_feature(&features, VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO)
+            || has_feature(&features, VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO)
+        {
+            24
+        } else if has_feature(&features, VIRTIO_NET_F_MRG_RXBUF)
             || has_feature(&features, VIRTIO_F_VERSION_1)
         {
             12

@@ -245,8 +245,10 @@ fn get_rx_bufs(
 /// writes `GSO_NONE`) and `num_buffers` (mergeable buffers or VERSION_1).
 fn fixup(nvq: &NetVq, hdr: &[Iov], heads: usize, set_num_buffers: bool) -> Result<(), RingError> {
     if nvq.vhost_hlen > 0 {
-        let zero = [0u8; HDR_MAX];
-        write_at(hdr, 0, &zero[..nvq.vhost_hlen]).map_err(|_| RingError::Fault)?;
+        // `struct virtio_net_hdr` (10 bytes) only, as vhost-net: the hash and tunnel fields
+        // of a 24-byte header keep what the guest's buffer held.
+        let zero = [0u8; 10];
+        write_at(hdr, 0, &zero[..nvq.vhost_hlen.min(10)]).map_err(|_| RingError::Fault)?;
     }
     if set_num_buffers {
         // `num_buffers` follows the 10-byte `struct virtio_net_hdr` (5.1.6).

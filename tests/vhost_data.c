@@ -92,7 +92,21 @@ static void ctx_close(struct ctx *c)
  * (with IFF_VNET_HDR unless vhost itself handles the header) and wires up both
  * queues. @cap_vnet: the capture socket gets PACKET_VNET_HDR.
  */
+static int ctx_open_hi(struct ctx *c, const char *dev, uint64_t want, uint64_t want_hi,
+		       bool cap_vnet);
+
 static int ctx_open(struct ctx *c, const char *dev, uint64_t want, bool cap_vnet)
+{
+	return ctx_open_hi(c, dev, want, 0, cap_vnet);
+}
+
+/*
+ * As ctx_open(), with feature bits 64..127 @want_hi as well (through the FEATURES_ARRAY
+ * ioctls; a device that does not offer them fails, it does not skip): with a UDP tunnel
+ * GSO bit, the header is 24 bytes (struct virtio_net_hdr_v1_hash_tunnel).
+ */
+static int ctx_open_hi(struct ctx *c, const char *dev, uint64_t want, uint64_t want_hi,
+		       bool cap_vnet)
 {
 	bool vhost_hdr = want & F(VHOST_NET_F_VIRTIO_NET_HDR);
 	uint64_t have, missing;
@@ -127,9 +141,22 @@ static int ctx_open(struct ctx *c, const char *dev, uint64_t want, bool cap_vnet
 				 (unsigned long long)have);
 		return R_SKIP;
 	}
+	if (want_hi) {
+		uint64_t a[3] = { 2, 0, 0 };
+
+		if (ioctl(c->vfd, VHOST_GET_FEATURES_ARRAY, a) < 0)
+			FAIL("%s: VHOST_GET_FEATURES_ARRAY: %s", c->name, errno_name(errno));
+		if (want_hi & ~a[2])
+			FAIL("%s does not offer feature bits %#llx << 64 (offers %#llx << 64)",
+			     c->name, (unsigned long long)(want_hi & ~a[2]),
+			     (unsigned long long)a[2]);
+	}
 	c->features = want;
 	c->hdr_len = want & (F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MRG_RXBUF)) ?
 		     sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
+	if (want_hi & (F(VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO - 64) |
+		       F(VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO - 64)))
+		c->hdr_len = sizeof(struct virtio_net_hdr_v1_hash_tunnel);
 	memset(G.mem, 0, G_MEM_SIZE);
 
 	r = tap_create(&c->tap, IFF_TAP | IFF_NO_PI | (vhost_hdr ? 0 : IFF_VNET_HDR),
@@ -149,9 +176,17 @@ static int ctx_open(struct ctx *c, const char *dev, uint64_t want, bool cap_vnet
 
 	if (ioctl(c->vfd, VHOST_SET_OWNER) < 0)
 		FAIL("%s: VHOST_SET_OWNER: %s", c->name, errno_name(errno));
-	if (ioctl(c->vfd, VHOST_SET_FEATURES, &want) < 0)
+	if (want_hi) {
+		uint64_t a[3] = { 2, want, want_hi };
+
+		if (ioctl(c->vfd, VHOST_SET_FEATURES_ARRAY, a) < 0)
+			FAIL("%s: VHOST_SET_FEATURES_ARRAY %#llx %#llx: %s", c->name,
+			     (unsigned long long)want, (unsigned long long)want_hi,
+			     errno_name(errno));
+	} else if (ioctl(c->vfd, VHOST_SET_FEATURES, &want) < 0) {
 		FAIL("%s: VHOST_SET_FEATURES %#llx: %s", c->name, (unsigned long long)want,
 		     errno_name(errno));
+	}
 	r = g_set_mem_table(&G, c->vfd);
 	if (r)
 		FAIL("%s: VHOST_SET_MEM_TABLE: %s", c->name, errno_name(-r));
@@ -504,7 +539,7 @@ static void rx_read(struct ctx *c, unsigned int head, uint8_t *dst, uint32_t len
  */
 static int rx_expect(struct ctx *c, const uint8_t *f, size_t len, unsigned int nbufs, bool send)
 {
-	uint8_t want_hdr[sizeof(struct virtio_net_hdr_mrg_rxbuf)] = { 0 };
+	uint8_t want_hdr[sizeof(struct virtio_net_hdr_v1_hash_tunnel)] = { 0 };
 	size_t tot = c->hdr_len + len, off = 0;
 	unsigned int k;
 	uint32_t id = 0, ulen = 0;
@@ -537,7 +572,7 @@ static int rx_expect(struct ctx *c, const uint8_t *f, size_t len, unsigned int n
 		rx_read(c, id, got + off, ulen);
 		off += ulen;
 	}
-	if (c->hdr_len == sizeof(struct virtio_net_hdr_mrg_rxbuf))
+	if (c->hdr_len >= sizeof(struct virtio_net_hdr_mrg_rxbuf))
 		((struct virtio_net_hdr_mrg_rxbuf *)want_hdr)->num_buffers = nbufs;
 	d = first_diff(got, want_hdr, c->hdr_len);
 	if (d >= 0) {
@@ -1158,6 +1193,42 @@ static int case_rx_in_order(const char *dev)
 	return r;
 }
 
+/* ---- UDP tunnel GSO: the 24-byte header ----------------------------------------------- */
+
+/*
+ * VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO and _HOST_UDP_TUNNEL_GSO (65, 67; FEATURES_ARRAY only),
+ * as 7.3's vhost_net_set_features(): the header becomes struct
+ * virtio_net_hdr_v1_hash_tunnel (24 bytes), on the tap (TUNSETVNETHDRSZ 24) as in the
+ * guest. TX: frames of 60 and 1514 bytes after a 24-byte header of zeroes leave the tap
+ * byte for byte; RX: the same sizes land after a 24-byte header of zeroes but num_buffers 1.
+ */
+static int case_udp_tunnel_hdr(const char *dev)
+{
+	static const size_t lens[] = { 60, 1514 };
+	uint64_t hi = F(VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO - 64) |
+		      F(VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO - 64);
+	unsigned int i;
+	struct ctx c;
+	int r = ctx_open_hi(&c, dev, QEMU_FEATURES, hi, false);
+
+	if (r == R_PASS && c.hdr_len != 24)
+		FAIL("test: header %u bytes", c.hdr_len);
+	memset(hbuf, 0, sizeof(hbuf));
+	for (i = 0; r == R_PASS && i < NLENS(lens); i++) {
+		frame_eth(frame, lens[i], 600 + i);
+		r = tx_one(&c, hbuf, frame, lens[i], i ? L_SPLIT : L_ONE);
+	}
+	if (r == R_PASS)
+		r = rx_post_small(&c, 8, 2048);
+	vr_kick(&c.rx);
+	for (i = 0; r == R_PASS && i < NLENS(lens); i++) {
+		frame_eth(frame, lens[i], 610 + i);
+		r = rx_expect(&c, frame, lens[i], 1, true);
+	}
+	ctx_close(&c);
+	return r;
+}
+
 /* ---- the cases, each a test of both devices (kselftest_harness.h) ------------------ */
 
 VCASE_FIXTURE(data, NULL);
@@ -1245,6 +1316,11 @@ TEST_F_TIMEOUT(data, tx_in_order, CASE_TMO_S)
 TEST_F_TIMEOUT(data, rx_in_order, CASE_TMO_S)
 {
 	vcase_run(_metadata, case_rx_in_order, self->path);
+}
+
+TEST_F_TIMEOUT(data, udp_tunnel_hdr, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_udp_tunnel_hdr, self->path);
 }
 
 TEST_HARNESS_MAIN

@@ -55,6 +55,8 @@ const NAMES: &[&str] = &[
     "VIRTIO_F_IN_ORDER",
     "VIRTIO_F_RING_RESET",
     "VIRTIO_NET_F_MRG_RXBUF",
+    "VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO",
+    "VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO",
 ];
 
 /// Struct sizes: (Rust constant, C type).

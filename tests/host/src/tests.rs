@@ -61,6 +61,8 @@ fn ours(name: &str) -> Option<i64> {
         VIRTIO_F_IN_ORDER,
         VIRTIO_F_RING_RESET,
         VIRTIO_NET_F_MRG_RXBUF,
+        VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO,
+        VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO,
     )
 }
 
