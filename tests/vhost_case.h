@@ -415,18 +415,24 @@ static inline void tapc_close(struct tapc *c)
 	c->t.fd = c->cap = c->snd = -1;
 }
 
-/* Tap @a, and device @d at @path set up as QEMU does with @a as its backend. */
-static inline int tap_dev(struct tapc *a, struct dev *d, const char *path)
+/* Device @d at @path set up as QEMU does (QEMU_FEATURES), with tap @a as its backend. */
+static inline int dev_on_tap(struct dev *d, const char *path, struct tapc *a)
 {
-	int r = tapc_create(a, 0, 1500);
+	int r = dev_open(d, path, 0);
 
-	if (r == R_PASS)
-		r = dev_open(d, path, 0);
 	if (r == R_PASS)
 		r = dev_setup(d, QEMU_FEATURES, -1);
 	if (r == R_PASS)
 		r = dev_backend(d, a->t.fd);
 	return r;
+}
+
+/* Tap @a, and device @d at @path on it (dev_on_tap). */
+static inline int tap_dev(struct tapc *a, struct dev *d, const char *path)
+{
+	int r = tapc_create(a, 0, 1500);
+
+	return r == R_PASS ? dev_on_tap(d, path, a) : r;
 }
 
 /* The same, and a second tap @b. */

@@ -855,11 +855,7 @@ static int case_rx_backpressure(const char *path)
 		r = R_FAIL;
 	}
 	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(&d, tc.t.fd);
+		r = dev_on_tap(&d, path, &tc);
 	for (sent = 0; r == R_PASS && sent < BP_FRAMES; sent++) {
 		frame_eth_seq(f, 100, 1000 + sent, NULL);
 		r = pkt_send(tc.snd, tc.t.ifindex, f, 100);
@@ -934,11 +930,7 @@ static int case_rx_short_of_buffers(const char *path)
 
 	r = tapc_create(&tc, 0, 9000);
 	if (r == R_PASS)
-		r = dev_open(&d, path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(&d, tc.t.fd);
+		r = dev_on_tap(&d, path, &tc);
 	if (r == R_PASS) {
 		tid = worker_tid(getpid());
 		if (tid < 0) {
