@@ -207,7 +207,8 @@ tx, rx = r.get("l2_to_l1") or {}, r.get("l1_to_l2") or {}
 mb = lambda x: f"{x['bytes'] / x['secs'] / 1e6:.1f}" if x.get("ok") and x.get("secs") else "-"
 print(f"{r['name']:<36} {'ok' if r['ok'] else 'FAIL':<4} boot {b or 0:5.1f} s  "
       f"L2->L1 {mb(tx)} MB/s  L1->L2 {mb(rx)} MB/s  boots {r['attempts']}"
-      f" (kvm err {r.get('kvm_errors', 0)}, hang {r.get('boot_hangs', 0)})"
+      f" (kvm err {r.get('kvm_errors', 0)}, hang {r.get('boot_hangs', 0)},"
+      f" reset {r.get('guest_resets', 0)})"
       + ("" if r["ok"] else "  FAILED: " + "; ".join(r["failures"])))
 EOF
 done
