@@ -811,7 +811,7 @@ static int case_ring_reset(const char *path)
 
 /* ---- tun's IFF_BACKPRESSURE ------------------------------------------------------------- */
 
-#define BP_FRAMES 800	/* tun's ring holds 500 (TUN_READQ_SIZE); the rest wait in the qdisc */
+#define BP_FRAMES 400	/* tun's ring holds 100 (txqueuelen 100); the rest wait in the qdisc */
 
 /* The tap's tx_dropped (sysfs), or -1. */
 static long long tap_tx_dropped(const char *ifname)
@@ -833,11 +833,13 @@ static long long tap_tx_dropped(const char *ifname)
 /*
  * tun's IFF_BACKPRESSURE (7.3): with a queueing qdisc, tun stops the tap's TX queue when its
  * ring is full instead of dropping, and whoever consumes from the ring must wake the queue
- * again (tun_wake_queue(), which vhost_net_buf_produce() calls). BP_FRAMES frames go into
- * the tap while the guest has no RX buffers: 500 fill tun's ring, the rest wait in a pfifo
- * qdisc (not the default fq_codel, which would drop what waits). Then the guest takes them,
- * 64 buffers at a time: every frame must arrive, in order and byte for byte, and the tap
- * must have dropped none. A device that never woke the queue would strand 300 in the qdisc.
+ * again (tun_wake_queue(), which vhost_net_buf_produce() calls). The tap's txqueuelen (and
+ * so tun's ring) is set to 100, and BP_FRAMES frames go in while the guest has no RX
+ * buffers: 100 fill the ring (the device may hold some in its RX batch), the rest wait in
+ * a pfifo qdisc (not fq_codel, which would drop what waits). Then the guest takes them, 64 buffers
+ * at a time: every frame must arrive, in order and byte for byte, and the tap must have
+ * dropped none. A module without the wake (checked by removing it) stops after 101 frames.
+ * (The default txqueuelen of 1000 holds all 400 in the ring: the queue would never stop.)
  */
 static int case_rx_backpressure(const char *path)
 {
@@ -850,8 +852,10 @@ static int case_rx_backpressure(const char *path)
 	int r;
 
 	r = tapc_create(&tc, IFF_BACKPRESSURE, 1500);
-	if (r == R_PASS && run("tc qdisc replace dev %s root pfifo limit 1000", tc.t.name)) {
-		ktap_diag("cannot put a pfifo qdisc on %s", tc.t.name);
+	if (r == R_PASS && run("ip link set dev %s txqueuelen 100 && "
+			       "tc qdisc replace dev %s root pfifo limit 1000", tc.t.name,
+			       tc.t.name)) {
+		ktap_diag("cannot set txqueuelen 100 and a pfifo qdisc on %s", tc.t.name);
 		r = R_FAIL;
 	}
 	if (r == R_PASS)
@@ -874,7 +878,7 @@ static int case_rx_backpressure(const char *path)
 		}
 	}
 	if (r != R_PASS && got < BP_FRAMES && sent == BP_FRAMES)
-		ktap_diag("%s: %u of %u frames reached the guest (tun's ring holds 500: a TX queue "
+		ktap_diag("%s: %u of %u frames reached the guest (tun's ring holds 100: a TX queue "
 			  "left stopped strands the rest in the qdisc)", d.name, got, BP_FRAMES);
 	drops = tc.t.fd >= 0 ? tap_tx_dropped(tc.t.name) : 0;
 	if (r == R_PASS && drops != 0) {
