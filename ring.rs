@@ -381,15 +381,9 @@ impl Ring {
         mem: &M,
         heads: &[(u32, u32)],
     ) -> Result<(), RingError> {
-        let num = u64::from(self.num);
         let mut idx = self.last_used_idx;
         for &(id, len) in heads {
-            let off = USED_RING_OFFSET + USED_ELEM_SIZE * (u64::from(idx) % num);
-            let mut e = [0u8; 8];
-            e[0..4].copy_from_slice(&id.to_le_bytes());
-            e[4..8].copy_from_slice(&len.to_le_bytes());
-            mem.write(self.used.wrapping_add(off), &e)?;
-            mem.log_used(off, USED_ELEM_SIZE);
+            self.put_used_elem(mem, u32::from(idx) % self.num, id, len)?;
             idx = idx.wrapping_add(1);
         }
         self.publish_used(mem, idx)
@@ -409,18 +403,30 @@ impl Ring {
         let mut start = u32::from(self.last_used_idx) & (num - 1);
         let mut idx = self.last_used_idx;
         for (&(id, len), &n) in heads.iter().zip(nheads) {
-            let off = USED_RING_OFFSET + USED_ELEM_SIZE * u64::from(start);
-            let mut e = [0u8; 8];
-            e[0..4].copy_from_slice(&id.to_le_bytes());
-            e[4..8].copy_from_slice(&len.to_le_bytes());
-            mem.write(self.used.wrapping_add(off), &e)?;
             // (vhost.c logs from the first element to the end of the ring, and past the
             // wrap by the element count; we log the elements written.)
-            mem.log_used(off, USED_ELEM_SIZE);
+            self.put_used_elem(mem, start, id, len)?;
             start = (start + u32::from(n)) & (num - 1);
             idx = idx.wrapping_add(n);
         }
         self.publish_used(mem, idx)
+    }
+
+    /// `vhost_put_used()` of one element, at `slot` of the used ring, logged.
+    fn put_used_elem<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        slot: u32,
+        id: u32,
+        len: u32,
+    ) -> Result<(), RingError> {
+        let off = USED_RING_OFFSET + USED_ELEM_SIZE * u64::from(slot);
+        let mut e = [0u8; 8];
+        e[0..4].copy_from_slice(&id.to_le_bytes());
+        e[4..8].copy_from_slice(&len.to_le_bytes());
+        mem.write(self.used.wrapping_add(off), &e)?;
+        mem.log_used(off, USED_ELEM_SIZE);
+        Ok(())
     }
 
     /// The end of `vhost_add_used_n()`: the new used index, after the elements it covers.

@@ -41,10 +41,7 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
     };
     let mut done = 0usize;
     let mut requeue = false;
-    // IN_ORDER: the `done` chains go back as one used element naming the last of them
-    // (`vhost_tx_batch()`); not on the zero-copy path, which vhost-net leaves out of order.
-    let in_order = nvq.zcopy.is_none() && nvq.vq.in_order();
-    let mut last = 0u16;
+    let in_order = in_order(nvq);
     let batching = nvq.zcopy.is_none()
         && nvq.txbatch.is_some()
         && nvq.backend.as_ref().is_some_and(|s| s.can_batch());
@@ -58,7 +55,7 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             let heads = nvq.vq.heads_mut().get_mut(done..).unwrap_or_default();
             done += zc.collect(heads, &mut nvq.stats);
             if done >= BATCH {
-                flush(nvq, &round.mem, done, in_order.then_some(last));
+                flush(nvq, &round.mem, done);
                 done = 0;
             }
         }
@@ -67,14 +64,14 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
         if matches!(chain, Ok(None)) && nvq.vq.busyloop_timeout() != 0 {
             // vhost_net_tx_get_vq_desc(): publish what is done, watch the rings and the RX
             // socket a while, then look again.
-            flush(nvq, &round.mem, done, in_order.then_some(last));
+            flush(nvq, &round.mem, done);
             done = 0;
             busyloop_intr = busy::busy_poll(rvq, nvq, view, work, false);
             chain = nvq.vq.get_desc(&round.mem, 0, None);
         }
         if !matches!(chain, Ok(Some(_))) {
             // Out of work or stopping: what is batched goes now, before we sleep.
-            flush(nvq, &round.mem, done, in_order.then_some(last));
+            flush(nvq, &round.mem, done);
             done = 0;
         }
         let chain = match chain {
@@ -98,14 +95,14 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             match batched(nvq, &pkt) {
                 Some(Tx::Retry) => {
                     // No memory for now: what is batched goes first.
-                    flush(nvq, &round.mem, done, in_order.then_some(last));
+                    flush(nvq, &round.mem, done);
                     done = 0;
                     Tx::Retry
                 }
                 Some(t) => t,
                 None => {
                     // Too big for a page: sent alone, after what is batched.
-                    flush(nvq, &round.mem, done, in_order.then_some(last));
+                    flush(nvq, &round.mem, done);
                     done = 0;
                     single(nvq, &pkt)
                 }
@@ -119,8 +116,10 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
                 break;
             }
             Tx::Used if in_order => {
-                last = chain.head;
+                // As vhost-net's heads[0].id: the batch's one element names its last chain.
                 done += 1;
+                nvq.vq
+                    .set_used_in_order(0, u32::from(chain.head), 0, done as u16);
             }
             Tx::Used => {
                 if let Some(h) = nvq.vq.heads_mut().get_mut(done) {
@@ -131,12 +130,12 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             Tx::Pending => {}
         }
         if done >= BATCH {
-            flush(nvq, &round.mem, done, in_order.then_some(last));
+            flush(nvq, &round.mem, done);
             done = 0;
         }
         round.total += pkt.len as usize;
     }
-    flush(nvq, &round.mem, done, in_order.then_some(last));
+    flush(nvq, &round.mem, done);
     requeue
 }
 
@@ -281,10 +280,16 @@ fn retry_later(nvq: &mut NetVq, ndesc: u16) {
     }
 }
 
+/// IN_ORDER on TX: the chains used go back as one used element naming the last of them
+/// (`vhost_tx_batch()`); not on the zero-copy path, which vhost-net leaves out of order.
+fn in_order(nvq: &NetVq) -> bool {
+    nvq.zcopy.is_none() && nvq.vq.in_order()
+}
+
 /// `vhost_tx_batch()`: sends the batched packets, then publishes `n` used elements, or with
-/// IN_ORDER (`in_order` the last chain) one for all `n`. A failed batch send drops its
-/// packets (the guest gets its buffers back all the same).
-fn flush(nvq: &mut NetVq, mem: &UserMem<'_>, n: usize, in_order: Option<u16>) {
+/// IN_ORDER the one element for all `n` (set as they were used). A failed batch send drops
+/// its packets (the guest gets its buffers back all the same).
+fn flush(nvq: &mut NetVq, mem: &UserMem<'_>, n: usize) {
     if let (Some(b), Some(sock)) = (nvq.txbatch.as_mut(), nvq.backend.as_ref()) {
         let (pkts, bytes) = (b.len() as u64, b.bytes);
         if pkts != 0 {
@@ -298,13 +303,9 @@ fn flush(nvq: &mut NetVq, mem: &UserMem<'_>, n: usize, in_order: Option<u16>) {
             }
         }
     }
-    match in_order {
-        // At most BATCH (64) chains between two flushes.
-        Some(last) if n > 0 => {
-            nvq.vq.set_used_in_order(0, u32::from(last), 0, n as u16);
-            nvq.vq.add_used_in_order_and_signal(mem, 1);
-        }
-        Some(_) => {}
-        None => nvq.vq.add_used_and_signal_n(mem, n),
+    if in_order(nvq) {
+        nvq.vq.add_used_in_order_and_signal(mem, n.min(1));
+    } else {
+        nvq.vq.add_used_and_signal_n(mem, n);
     }
 }

@@ -1041,10 +1041,12 @@ impl RxQueue {
     /// calls this while that socket is still held.
     pub(crate) fn attach(&mut self, sock: Option<&Socket>) {
         self.unproduce();
-        // SAFETY: `sock` is live; the ring it returns lives as long as the socket's file,
-        // which stays attached (held by the caller) until the next `attach`.
-        self.ring =
-            sock.and_then(|s| NonNull::new(unsafe { vhost_rs_sock_ptr_ring(s.0.as_ptr()) }));
+        self.ring = sock.and_then(|s| {
+            // SAFETY: `sock` is live; the ring it returns lives as long as the socket's
+            // file, which stays attached (held by the caller) until the next `attach`.
+            let ring = unsafe { vhost_rs_sock_ptr_ring(s.0.as_ptr()) };
+            NonNull::new(ring)
+        });
     }
 
     /// The length of the next packet of `sock` (the socket attached), or 0; and how many
@@ -1090,10 +1092,11 @@ impl RxQueue {
         } else {
             core::ptr::null_mut()
         };
-        // SAFETY: as `Socket::sendmsg` for `iov`; `ptr` is null or a packet taken from the
-        // socket's ring, which the socket's recvmsg consumes (frees) whatever it returns.
-        let r =
-            unsafe { vhost_rs_sock_recvmsg(sock.0.as_ptr(), ptr, iov.as_ptr(), iov.len(), len) };
+        // `ptr` is null or a packet taken from the socket's ring, which the socket's recvmsg
+        // consumes (frees) whatever it returns; `iov` as in `Socket::sendmsg`.
+        let (raw, n) = (sock.0.as_ptr(), iov.len());
+        // SAFETY: `sock` is live, `ptr` and `iov` as said above.
+        let r = unsafe { vhost_rs_sock_recvmsg(raw, ptr, iov.as_ptr(), n, len) };
         usize::try_from(r).map_err(|_| Error::from_errno(r))
     }
 }

@@ -893,30 +893,6 @@ static int case_rx_backpressure(const char *path)
 
 /* ---- short of RX buffers: waiting, not spinning ------------------------------------------ */
 
-/* CPU time (user + system) of thread @tid of this process, in ms; -1 if unreadable. */
-static long long thread_cpu_ms(int tid)
-{
-	unsigned long long ut = 0, st = 0;
-	char path[96], buf[1024], *p;
-	long hz = sysconf(_SC_CLK_TCK);
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	/* Fields 14 and 15, counted after the ")" that ends the command name. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
-		return -1;
-	return (long long)(ut + st) * 1000 / (hz > 0 ? hz : 100);
-}
-
 /*
  * 7.3's fix of an RX livelock: a frame larger than all the buffers the guest has made
  * available (mergeable: 9012 bytes, two 2048-byte buffers) must leave the worker waiting
@@ -953,10 +929,12 @@ static int case_rx_short_of_buffers(const char *path)
 		}
 	}
 	if (r == R_PASS) {
+		long hz = sysconf(_SC_CLK_TCK);
+
 		sleep_ms(200);
-		cpu0 = thread_cpu_ms(tid);
+		cpu0 = thread_ticks(getpid(), tid);
 		sleep_ms(1000);
-		cpu = thread_cpu_ms(tid) - cpu0;
+		cpu = (thread_ticks(getpid(), tid) - cpu0) * 1000 / (hz > 0 ? hz : 100);
 		ktap_diag("%s: worker CPU over 1 s short of buffers: %lld ms", d.name, cpu);
 		if (cpu0 < 0 || cpu > 300) {
 			ktap_diag("%s: the worker spins (%lld ms of CPU in 1 s), expected it to wait "
