@@ -8,20 +8,27 @@
 //! Functions are named after their C counterparts, errno values are theirs.
 
 use crate::{
-    guest::{UsedLog, UserMem},
-    mem::{self, MemTable},
-    ring::{self, Chain, ChainBuf, Iov, LogEntry, Ring, RingError},
-    sys::{self, params, EventFdCtx, Poll, PollWake, Worker, WorkerOps, EPOLLIN},
+    guest::{IotlbView, UsedLog, UserMem},
+    mem::{self, Map, MemTable},
+    ring::{
+        self, Chain, ChainBuf, GuestMemory, Iov, LogEntry, Part, Ring, RingError, ACCESS_RO,
+        ACCESS_RW, ACCESS_WO,
+    },
+    sys::{self, params, EventFdCtx, Poll, PollWake, Worker, WorkerOps, EPOLLIN, EPOLLRDNORM},
     uapi::*,
     user,
 };
 use kernel::{
     fs::File,
     mm::MmWithUser,
+    new_spinlock,
     prelude::*,
+    static_lock_class,
     sync::{
         aref::ARef,
         atomic::{Acquire, Atomic, Full, Release},
+        poll::{PollCondVarBox, PollTable},
+        Arc, SpinLock,
     },
 };
 
@@ -69,6 +76,13 @@ pub(crate) struct Vq {
     heads: KVec<(u32, u32)>,
     nheads: KVec<u16>,
     counters: VqCounters,
+    /// Whether the device IOTLB translates this queue's addresses (`vq->iotlb`).
+    iotlb: bool,
+    /// The IOTLB mappings covering each whole ring part, as the last prefetch found them
+    /// (`vq->meta_iotlb`), by [`Part`].
+    meta: [Option<Map>; 3],
+    /// The queue's index in its device, for the misses it reports (set with the owner).
+    index: usize,
 }
 
 /// The guest memory of a device, for the rounds of its queues: the memory table and the
@@ -78,6 +92,8 @@ pub(crate) struct Vq {
 pub(crate) struct GuestView<'a> {
     umem: Option<&'a MemTable>,
     log_ctx: Option<&'a EventFdCtx>,
+    iotlb: Option<&'a MemTable>,
+    msgs: &'a IotlbMsgs,
 }
 
 impl Default for Vq {
@@ -106,6 +122,9 @@ impl Vq {
             heads: KVec::new(),
             nheads: KVec::new(),
             counters: VqCounters::default(),
+            iotlb: false,
+            meta: [None; 3],
+            index: 0,
         }
     }
 
@@ -130,6 +149,7 @@ impl Vq {
         self.log = log;
         self.heads = h;
         self.nheads = nh;
+        self.index = bit.trailing_zeros() as usize;
         Ok(())
     }
 
@@ -204,21 +224,131 @@ impl Vq {
     }
 
     /// The memory a round on this queue works in: the device's, with this queue's used-ring
-    /// log. `None` before the first `SET_MEM_TABLE`.
+    /// log and, with the device IOTLB, its ring translations. `None` before the first
+    /// `SET_MEM_TABLE`.
     pub(crate) fn mem<'a>(&self, view: GuestView<'a>) -> Option<UserMem<'a>> {
+        let iotlb = match (self.iotlb, view.iotlb) {
+            (true, Some(table)) => Some(IotlbView {
+                table,
+                meta: self.meta,
+                msgs: view.msgs,
+                vq: self.index,
+                v2: self.acked_backend_features & (1 << VHOST_BACKEND_F_IOTLB_MSG_V2) != 0,
+            }),
+            _ => None,
+        };
+        // With the IOTLB the used ring is logged by its ring address, translated
+        // (log_used()); `log_addr` is then an I/O virtual address vhost never uses.
+        let addr = if iotlb.is_some() {
+            self.ring.used
+        } else {
+            self.log_addr
+        };
         Some(UserMem {
             table: view.umem?,
+            iotlb,
             used_log: self.log_used.then_some(UsedLog {
                 base: self.log_base,
-                addr: self.log_addr,
+                addr,
                 ctx: view.log_ctx,
             }),
         })
     }
 
+    /// `vq_meta_prefetch()`, at the start of a round: false if the queue cannot run now —
+    /// its rings were never placed (all three addresses 0, as after the switch to the
+    /// IOTLB), or, with the IOTLB, a ring part is not mapped (a miss is reported and the
+    /// answer requeues the queue) or not with the access it needs. Caches the mappings
+    /// that cover a whole part.
+    pub(crate) fn prefetch(&mut self, view: GuestView<'_>) -> bool {
+        let r = &self.ring;
+        if r.desc == 0 && r.avail == 0 && r.used == 0 {
+            return false;
+        }
+        let Some(table) = view.iotlb.filter(|_| self.iotlb) else {
+            return true;
+        };
+        let ev = self.event_idx();
+        let parts = [
+            (Part::Desc, ACCESS_RO, r.desc, ring::desc_size(r.num)),
+            (Part::Avail, ACCESS_RO, r.avail, ring::avail_size(r.num, ev)),
+            (Part::Used, ACCESS_WO, r.used, ring::used_size(r.num, ev)),
+        ];
+        for (part, access, addr, len) in parts {
+            if !self.iotlb_access_ok(table, view.msgs, part, access, addr, len) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// `iotlb_access_ok()`: `[addr, addr + len)` of ring part `part` is mapped for `access`.
+    fn iotlb_access_ok(
+        &mut self,
+        table: &MemTable,
+        msgs: &IotlbMsgs,
+        part: Part,
+        access: u8,
+        addr: u64,
+        len: u64,
+    ) -> bool {
+        // As vhost_vq_meta_fetch(): a cached mapping is proof enough.
+        if self.meta[part as usize].is_some() {
+            return true;
+        }
+        let orig = addr;
+        let last = addr.wrapping_add(len).wrapping_sub(1);
+        let (mut addr, mut s) = (addr, 0u64);
+        while len > s {
+            let m = match table.lookup(addr, last) {
+                Some(m) if m.start <= addr => *m,
+                _ => {
+                    msgs.miss(self.index, addr, access, self.v2());
+                    return false;
+                }
+            };
+            if m.perm & access == 0 {
+                return false;
+            }
+            let size = m.size().wrapping_sub(addr - m.start);
+            // vhost_vq_meta_update(): cached only with the access the part is used for.
+            if orig == addr && size >= len && m.perm & access != 0 {
+                self.meta[part as usize] = Some(m);
+            }
+            s = s.saturating_add(size);
+            addr = addr.wrapping_add(size);
+        }
+        true
+    }
+
+    fn v2(&self) -> bool {
+        self.acked_backend_features & (1 << VHOST_BACKEND_F_IOTLB_MSG_V2) != 0
+    }
+
+    /// `__vhost_vq_meta_reset()`
+    fn meta_reset(&mut self) {
+        self.meta = [None; 3];
+    }
+
+    /// `vhost_vq_invalidate_access()`: the ring addresses were in the other address space
+    /// (user addresses against I/O virtual ones): forgotten until set again.
+    fn invalidate_access(&mut self) {
+        self.ring.desc = 0;
+        self.ring.avail = 0;
+        self.ring.used = 0;
+        self.log_used = false;
+        self.log_addr = u64::MAX;
+        self.meta_reset();
+    }
+
     /// `vq_err()`: a guest error on this queue. Logged at debug level only, as vhost does
     /// (a guest must not be able to flood the log), and signalled on the err eventfd.
     pub(crate) fn error(&mut self, what: &str, e: RingError) {
+        if e == RingError::Miss {
+            // Not the guest's error: the queue waits for the VMM to answer the miss
+            // (vhost_get_vq_desc() leaves -EAGAIN unreported).
+            return;
+        }
         pr_debug!("vhost-rs: {}: {:?}\n", what, e);
         self.counters.errors += 1;
         if let Some(err) = &self.err {
@@ -325,6 +455,17 @@ impl Vq {
         }
     }
 
+    /// `vhost_log_write()` with the device IOTLB: marks dirty, whole, the user ranges
+    /// `iov` a packet was written to. As vhost.c, without telling the log eventfd.
+    pub(crate) fn log_write_iotlb(&self, mem: &UserMem<'_>, iov: &[Iov]) {
+        mem.log_hva(self.log_base, iov);
+    }
+
+    /// Whether the device IOTLB translates this queue's addresses.
+    pub(crate) fn iotlb(&self) -> bool {
+        self.iotlb
+    }
+
     /// `vhost_log_write()`: marks dirty the pages of the first `len` bytes written through
     /// the first `log_num` writable descriptors recorded by `get_desc`.
     pub(crate) fn log_write(&self, log_num: usize, len: u64) {
@@ -344,17 +485,23 @@ impl Vq {
         self.ring.event_idx
     }
 
-    /// `vq_access_ok()`: the three rings of `num` entries are user memory.
+    /// `vq_access_ok()`: the three rings of `num` entries are user memory. With the IOTLB
+    /// they are I/O virtual addresses, checked by each round's prefetch instead.
     fn rings_access_ok(&self, num: u32, desc: u64, avail: u64, used: u64) -> bool {
+        if self.iotlb {
+            return true;
+        }
         let ev = self.event_idx();
         sys::access_ok(desc, ring::desc_size(num))
             && sys::access_ok(avail, ring::avail_size(num, ev))
             && sys::access_ok(used, ring::used_size(num, ev))
     }
 
-    /// `vq_log_used_access_ok()`
+    /// `vq_log_used_access_ok()`: with the IOTLB `log_addr` is never used (the used ring is
+    /// logged through its translation).
     fn log_used_access_ok(&self, log_base: u64, log_used: bool, log_addr: u64) -> bool {
-        !log_used
+        self.iotlb
+            || !log_used
             || mem::log_access_ok(
                 log_base,
                 log_addr,
@@ -384,14 +531,34 @@ impl Vq {
     /// holds.
     pub(crate) fn init_access(&mut self, view: GuestView<'_>) -> Result {
         let mem = self.mem(view).ok_or(EFAULT)?;
-        self.ring.update_used_flags(&mem).map_err(|_| EFAULT)?;
-        self.ring.signalled_used_valid = false;
-        let idx_addr = self.ring.used.wrapping_add(ring::USED_IDX_OFFSET);
-        if !sys::access_ok(idx_addr, 2) {
+        if let Err(e) = self.ring.update_used_flags(&mem) {
+            if self.iotlb {
+                // Through the IOTLB's slow path, which reports its failures
+                // (__vhost_get_user_slow()).
+                self.error("writing used flags", e);
+            }
             return Err(EFAULT);
         }
-        self.ring.last_used_idx = user::read_u16(idx_addr)?;
-        Ok(())
+        self.ring.signalled_used_valid = false;
+        let idx_addr = self.ring.used.wrapping_add(ring::USED_IDX_OFFSET);
+        let idx = if self.iotlb {
+            // vhost_get_used_idx() through the IOTLB.
+            mem.ring_read_u16(Part::Used, idx_addr)
+        } else if !sys::access_ok(idx_addr, 2) {
+            return Err(EFAULT);
+        } else {
+            user::read_u16(idx_addr).map_err(|_| RingError::Fault)
+        };
+        match idx {
+            Ok(idx) => {
+                self.ring.last_used_idx = idx;
+                Ok(())
+            }
+            Err(e) => {
+                self.error("reading the used index", e);
+                Err(EFAULT)
+            }
+        }
     }
 }
 
@@ -415,6 +582,10 @@ pub(crate) struct Dev<Q, const N: usize> {
     /// `None` until the first `SET_MEM_TABLE`; `RESET_OWNER` leaves an empty table.
     umem: Option<MemTable>,
     log_ctx: Option<EventFdCtx>,
+    /// The device IOTLB (`dev->iotlb`), with `VIRTIO_F_ACCESS_PLATFORM`.
+    iotlb: Option<MemTable>,
+    /// Its messages, which the device file reads without this device's lock.
+    msgs: Arc<IotlbMsgs>,
     vqs: [Q; N],
 }
 
@@ -424,12 +595,15 @@ fn current_mm() -> Option<*mut kernel::bindings::mm_struct> {
 }
 
 impl<Q: DevQueue, const N: usize> Dev<Q, N> {
-    pub(crate) fn new() -> Self {
+    /// A device whose IOTLB messages go through `msgs`.
+    pub(crate) fn new(msgs: Arc<IotlbMsgs>) -> Self {
         Self {
             owner: None,
             fork_owner: params::fork_from_owner_default(),
             umem: None,
             log_ctx: None,
+            iotlb: None,
+            msgs,
             vqs: core::array::from_fn(|_| Q::new()),
         }
     }
@@ -448,6 +622,8 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
             GuestView {
                 umem: self.umem.as_ref(),
                 log_ctx: self.log_ctx.as_ref(),
+                iotlb: self.iotlb.as_ref(),
+                msgs: &self.msgs,
             },
             &mut self.vqs,
         )
@@ -510,7 +686,82 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
         }
         self.log_ctx = None;
         self.umem = None;
+        self.iotlb = None;
+        // vhost_clear_msg(), and readers woken to find no IOTLB.
+        self.msgs.clear();
         self.owner = None;
+    }
+
+    /// `vhost_init_device_iotlb()`: a new, empty device IOTLB. Ring addresses set before
+    /// were user addresses: forgotten, unless an IOTLB was already in place.
+    pub(crate) fn init_device_iotlb(&mut self) -> Result {
+        let limit = params::max_iotlb_entries();
+        if limit <= 0 {
+            return Err(EINVAL);
+        }
+        let old = self.iotlb.replace(MemTable::new(limit as usize));
+        for q in self.vqs.iter_mut() {
+            let vq = q.vq_mut();
+            vq.iotlb = true;
+            if old.is_some() {
+                vq.meta_reset();
+            } else {
+                vq.invalidate_access();
+            }
+        }
+        self.msgs.set_iotlb();
+        Ok(())
+    }
+
+    /// `vhost_clear_device_iotlb()`: back to user addresses; ring addresses set meanwhile
+    /// were I/O virtual ones, and are forgotten. Misses waiting are dropped, readers woken.
+    pub(crate) fn clear_device_iotlb(&mut self) {
+        if self.iotlb.take().is_none() {
+            return;
+        }
+        for q in self.vqs.iter_mut() {
+            let vq = q.vq_mut();
+            vq.iotlb = false;
+            vq.invalidate_access();
+        }
+        self.msgs.clear();
+    }
+
+    /// `vhost_process_iotlb_msg()`: an `UPDATE` or `INVALIDATE` written by the VMM. Returns
+    /// the kick bits of the queues whose miss the update answers, to be requeued.
+    pub(crate) fn process_iotlb_msg(&mut self, msg: &IotlbMsg) -> Result<u32> {
+        let last = msg.iova.wrapping_add(msg.size).wrapping_sub(1);
+        match msg.kind {
+            VHOST_IOTLB_UPDATE => {
+                let Some(iotlb) = self.iotlb.as_mut() else {
+                    return Err(EFAULT);
+                };
+                if !umem_access_ok(msg.uaddr, msg.size, msg.perm) {
+                    return Err(EFAULT);
+                }
+                for q in self.vqs.iter_mut() {
+                    q.vq_mut().meta_reset();
+                }
+                iotlb
+                    .add_range(msg.iova, last, msg.uaddr, msg.perm)
+                    .map_err(|_| ENOMEM)?;
+                Ok(self.msgs.answered(msg.iova, msg.size))
+            }
+            VHOST_IOTLB_INVALIDATE => {
+                let Some(iotlb) = self.iotlb.as_mut() else {
+                    return Err(EFAULT);
+                };
+                if msg.size == 0 {
+                    return Err(EINVAL);
+                }
+                for q in self.vqs.iter_mut() {
+                    q.vq_mut().meta_reset();
+                }
+                iotlb.del_range(msg.iova, last);
+                Ok(0)
+            }
+            _ => Err(EINVAL),
+        }
     }
 
     /// `vhost_dev_reset_owner()`: as cleanup, but with an empty memory table in place.
@@ -615,7 +866,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
                 .wrapping_sub(1);
             // Any failure to build the table is EFAULT, as in vhost_set_memory().
             table
-                .add_range(r.guest_phys_addr, last, r.userspace_addr)
+                .add_range(r.guest_phys_addr, last, r.userspace_addr, ACCESS_RW)
                 .map_err(|_| EFAULT)?;
         }
         if !self.memory_access_ok(Some(&table), false) {
@@ -656,6 +907,11 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
         let q = self.vqs.get_mut(idx as usize).ok_or(ENOBUFS)?;
         let active = q.active();
         let vq = q.vq_mut();
+        if cmd == VHOST_SET_VRING_NUM || cmd == VHOST_SET_VRING_ADDR {
+            // vhost_vring_set_num_addr(): the cached ring mappings were for the old rings,
+            // whether or not the new ones are taken.
+            vq.meta_reset();
+        }
         match cmd {
             VHOST_SET_VRING_NUM => {
                 // Resizing a ring with an active backend? You don't want to do that.
@@ -770,6 +1026,192 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
             _ => return Err(ENOTTY),
         }
         Ok(())
+    }
+}
+
+/// `umem_access_ok()`: an IOTLB update's user range does not wrap and, for each access it
+/// grants, is user memory.
+fn umem_access_ok(uaddr: u64, size: u64, perm: u8) -> bool {
+    if size != 0 && uaddr > u64::MAX - size + 1 {
+        return false;
+    }
+    perm & (ACCESS_RO | ACCESS_WO) == 0 || sys::access_ok(uaddr, size)
+}
+
+/// A miss waiting for the VMM (`struct vhost_msg_node` of `VHOST_IOTLB_MISS`): on the read
+/// list until the VMM reads it, then on the pending list until an update answers it.
+#[derive(Clone, Copy)]
+struct Miss {
+    iova: u64,
+    perm: u8,
+    v2: bool,
+    /// Order of arrival, for reading in order.
+    seq: u64,
+    read: bool,
+}
+
+struct MsgState {
+    /// Each queue's miss (`vq->iotlb_miss`): processing stops at the first, so there is
+    /// never more than one a queue.
+    miss: [Option<Miss>; KICK_BITS],
+    seq: u64,
+    /// Whether the device has an IOTLB: without, a blocking read fails (`EBADFD`).
+    iotlb: bool,
+}
+
+/// What `read()` of the device file returns.
+pub(crate) enum MsgRead {
+    /// The message and the queue it is for.
+    Msg([u8; VHOST_MSG_SIZE], usize),
+    /// No message, and `O_NONBLOCK` (`EAGAIN`), a signal (`ERESTARTSYS`) or no IOTLB
+    /// (`EBADFD`).
+    Err(Error),
+}
+
+/// The device IOTLB's messages (`dev->read_list`, `dev->pending_list`, `dev->wait` and
+/// `dev->iotlb_lock`), read and polled through the device file without the device lock.
+#[pin_data]
+pub(crate) struct IotlbMsgs {
+    #[pin]
+    state: SpinLock<MsgState>,
+    /// Readers and pollers of the device file; freed after an RCU grace period.
+    wait: PollCondVarBox,
+}
+
+impl IotlbMsgs {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        let wait = PollCondVarBox::new(c"IotlbMsgs::wait", static_lock_class!())?;
+        Arc::pin_init(
+            pin_init!(Self {
+                state <- new_spinlock!(
+                    MsgState {
+                        miss: [None; KICK_BITS],
+                        seq: 0,
+                        iotlb: false,
+                    },
+                    "IotlbMsgs::state"
+                ),
+                wait,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// `vhost_iotlb_miss()`: queue `vq` needs `iova` for `perm`; nothing if it already
+    /// waits for an answer.
+    pub(crate) fn miss(&self, vq: usize, iova: u64, perm: u8, v2: bool) {
+        {
+            let mut st = self.state.lock();
+            let seq = st.seq;
+            let Some(slot) = st.miss.get_mut(vq) else {
+                return;
+            };
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(Miss {
+                iova,
+                perm,
+                v2,
+                seq,
+                read: false,
+            });
+            st.seq = seq.wrapping_add(1);
+        }
+        self.wait.notify_all();
+    }
+
+    /// `vhost_chr_read_iter()`'s wait: the oldest unread miss, moved to the pending list.
+    pub(crate) fn read(&self, nonblock: bool) -> MsgRead {
+        let mut st = self.state.lock();
+        loop {
+            let next = st
+                .miss
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| m.filter(|m| !m.read).map(|m| (i, m)))
+                .min_by_key(|(_, m)| m.seq);
+            if let Some((i, m)) = next {
+                if let Some(slot) = st.miss[i].as_mut() {
+                    slot.read = true;
+                }
+                let msg = IotlbMsg {
+                    iova: m.iova,
+                    size: 0,
+                    uaddr: 0,
+                    perm: m.perm,
+                    kind: VHOST_IOTLB_MISS,
+                };
+                let ty = if m.v2 {
+                    VHOST_IOTLB_MSG_V2
+                } else {
+                    VHOST_IOTLB_MSG
+                };
+                return MsgRead::Msg(msg.to_msg(ty), i);
+            }
+            if nonblock {
+                return MsgRead::Err(EAGAIN);
+            }
+            if kernel::current!().signal_pending() {
+                return MsgRead::Err(ERESTARTSYS);
+            }
+            if !st.iotlb {
+                return MsgRead::Err(EBADFD);
+            }
+            // Woken by a miss, or by the IOTLB going away; a signal is checked above.
+            let _ = self.wait.wait_interruptible(&mut st);
+        }
+    }
+
+    /// The copy of queue `vq`'s miss to the reader fell short: the message is dropped (and
+    /// the queue may report its miss again).
+    pub(crate) fn drop_read(&self, vq: usize) {
+        if let Some(slot) = self.state.lock().miss.get_mut(vq) {
+            *slot = None;
+        }
+    }
+
+    /// `vhost_chr_poll()`: readable while a miss waits to be read.
+    pub(crate) fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {
+        table.register_wait(file, &self.wait);
+        let st = self.state.lock();
+        if st.miss.iter().flatten().any(|m| !m.read) {
+            EPOLLIN | EPOLLRDNORM
+        } else {
+            0
+        }
+    }
+
+    /// `vhost_iotlb_notify_vq()`: the misses already read that the update `[iova, iova +
+    /// size)` answers are dropped; their queues' kick bits are returned.
+    fn answered(&self, iova: u64, size: u64) -> u32 {
+        let last = iova.wrapping_add(size).wrapping_sub(1);
+        let mut kicks = 0;
+        let mut st = self.state.lock();
+        for (i, slot) in st.miss.iter_mut().enumerate() {
+            if let Some(m) = slot {
+                if m.read && iova <= m.iova && last >= m.iova {
+                    *slot = None;
+                    kicks |= kick_bit(i);
+                }
+            }
+        }
+        kicks
+    }
+
+    fn set_iotlb(&self) {
+        self.state.lock().iotlb = true;
+    }
+
+    /// `vhost_clear_msg()` and the wakeup after it: every miss dropped; the device has an
+    /// IOTLB no longer.
+    fn clear(&self) {
+        {
+            let mut st = self.state.lock();
+            st.miss = [None; KICK_BITS];
+            st.iotlb = false;
+        }
+        self.wait.notify_all();
     }
 }
 

@@ -13,12 +13,14 @@ use kernel::prelude::*;
 /// `VHOST_PAGE_SIZE`: the dirty log has one bit per 4 KiB guest page, whatever the host's.
 pub(crate) const VHOST_PAGE_SIZE: u64 = 0x1000;
 
-/// One mapping: guest physical `[start, last]` at user address `addr`.
+/// One mapping: guest physical (or, in the device IOTLB, I/O virtual) `[start, last]` at
+/// user address `addr`, with permissions `perm` (always RW in the memory table).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Map {
     pub(crate) start: u64,
     pub(crate) last: u64,
     pub(crate) addr: u64,
+    pub(crate) perm: u8,
 }
 
 impl Map {
@@ -44,7 +46,7 @@ impl MemTable {
     }
 
     /// `vhost_iotlb_add_range()` with `VHOST_IOTLB_FLAG_RETIRE`.
-    pub(crate) fn add_range(&mut self, start: u64, last: u64, addr: u64) -> Result {
+    pub(crate) fn add_range(&mut self, start: u64, last: u64, addr: u64, perm: u8) -> Result {
         if last < start {
             return Err(EFAULT);
         }
@@ -58,15 +60,28 @@ impl MemTable {
                 return Err(ENOSPC);
             }
             let mid = last / 2;
-            self.add_range(start, mid, addr)?;
+            self.add_range(start, mid, addr, perm)?;
             addr = addr.wrapping_add(mid + 1);
             start = mid + 1;
         }
         if self.maps.len() >= self.limit {
             self.maps.remove(0)?;
         }
-        self.maps.push(Map { start, last, addr }, GFP_KERNEL)?;
+        self.maps.push(
+            Map {
+                start,
+                last,
+                addr,
+                perm,
+            },
+            GFP_KERNEL,
+        )?;
         Ok(())
+    }
+
+    /// `vhost_iotlb_del_range()`: removes every mapping overlapping `[start, last]`, whole.
+    pub(crate) fn del_range(&mut self, start: u64, last: u64) {
+        self.maps.retain(|m| !(m.start <= last && m.last >= start));
     }
 
     /// The mappings, oldest first.
@@ -124,12 +139,44 @@ pub(crate) fn log_write(log_base: u64, addr: u64, len: u64) -> Result {
 
 impl MemTable {
     /// `vhost_iotlb_itree_first()`: the mapping with the lowest start overlapping
-    /// `[gpa, last]`, as `(start, size, uaddr)`. Linear: at most `max_mem_regions` entries.
-    pub(crate) fn lookup(&self, gpa: u64, last: u64) -> Option<(u64, u64, u64)> {
+    /// `[gpa, last]`. Linear: at most `max_mem_regions` entries in the memory table,
+    /// `max_iotlb_entries` in the device IOTLB.
+    pub(crate) fn lookup(&self, gpa: u64, last: u64) -> Option<&Map> {
         self.maps
             .iter()
             .filter(|m| m.start <= last && m.last >= gpa)
             .min_by_key(|m| m.start)
-            .map(|m| (m.start, m.size(), m.addr))
     }
+}
+
+/// `log_write_hva()`: marks dirty the guest pages behind user range `[hva, hva + len)`,
+/// found through the memory table (several guest ranges may share a user range: each is
+/// logged). `EFAULT` if some part is in no region. Used with the device IOTLB, whose
+/// buffers are known by user address only.
+pub(crate) fn log_write_hva(umem: &MemTable, log_base: u64, hva: u64, len: u64) -> Result {
+    let (mut hva, mut len) = (hva, len);
+    // As C: `hit` is not reset between chunks, and the step is the shortest piece logged.
+    let mut hit = false;
+    while len != 0 {
+        let mut min = len;
+        for u in umem.maps() {
+            let ulast = u.addr.wrapping_sub(1).wrapping_add(u.size());
+            let last = hva.wrapping_sub(1).wrapping_add(len);
+            if u.addr > last || ulast < hva {
+                continue;
+            }
+            let start = u.addr.max(hva);
+            let end = ulast.min(last);
+            let l = end.wrapping_sub(start).wrapping_add(1);
+            log_write(log_base, u.start.wrapping_add(start - u.addr), l)?;
+            hit = true;
+            min = min.min(l);
+        }
+        if !hit {
+            return Err(EFAULT);
+        }
+        len -= min;
+        hva = hva.wrapping_add(min);
+    }
+    Ok(())
 }

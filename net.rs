@@ -10,7 +10,7 @@ mod rx;
 mod tx;
 
 use crate::{
-    dev::{kick_bit, Dev, DevQueue, GuestView, Vq, Work, KICK_BITS},
+    dev::{kick_bit, Dev, DevQueue, GuestView, IotlbMsgs, MsgRead, Vq, Work, KICK_BITS},
     guest::UserMem,
     ring::{self, Iov},
     stats::{self, DebugDir, QueueStats, Snapshot, VqStats},
@@ -22,17 +22,20 @@ use crate::{
 use kernel::{
     debugfs,
     fs::File,
+    iov::{IovIterDest, IovIterSource},
     new_mutex,
     prelude::*,
     seq_file::SeqFile,
     seq_print,
     str::CString,
-    sync::{aref::ARef, Mutex},
+    sync::{aref::ARef, poll::PollTable, Arc, Mutex},
 };
 
-/// Feature bits we offer, by word of the 128-bit feature array: what the data path
-/// implements, the set vhost_net.ko offers for the same capabilities. It also offers
-/// ACCESS_PLATFORM (device IOTLB), which we do not yet.
+/// Feature bits we offer, by word of the 128-bit feature array: the set vhost_net.ko 7.3
+/// offers.
+///
+/// ACCESS_PLATFORM: ring and buffer addresses are I/O virtual addresses, translated through
+/// the device IOTLB the VMM fills by messages on the device file (dev.rs, guest.rs).
 ///
 /// The UDP tunnel GSO bits (word 1, only through `*_FEATURES_ARRAY`) ask of vhost only the
 /// 24-byte header (`struct virtio_net_hdr_v1_hash_tunnel`); the tunnel offload itself is
@@ -54,15 +57,16 @@ const NET_FEATURES: Features = [
         | 1 << VHOST_F_LOG_ALL
         | 1 << VIRTIO_F_ANY_LAYOUT // the same bit as VHOST_NET_F_VIRTIO_NET_HDR
         | 1 << VIRTIO_F_VERSION_1
+        | 1 << VIRTIO_F_ACCESS_PLATFORM
         | 1 << VIRTIO_NET_F_MRG_RXBUF
         | 1 << VIRTIO_F_IN_ORDER
         | 1 << VIRTIO_F_RING_RESET,
     1 << (VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO - 64) | 1 << (VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO - 64),
 ];
 
-/// Backend features we offer: none yet (vhost_net.ko offers IOTLB_MSG_V2, which belongs to
-/// the device IOTLB that ACCESS_PLATFORM needs).
-const NET_BACKEND_FEATURES: u64 = 0;
+/// Backend features we offer, as vhost_net.ko: IOTLB messages as `struct vhost_msg_v2`
+/// (`IOTLB_BATCH` and `IOTLB_ASID` are vhost-vdpa's).
+const NET_BACKEND_FEATURES: u64 = 1 << VHOST_BACKEND_F_IOTLB_MSG_V2;
 
 /// vhost-net has two virtqueues: RX (0) and TX (1) (`VHOST_NET_VQ_RX`, `VHOST_NET_VQ_TX`).
 const NVQS: usize = 2;
@@ -254,6 +258,9 @@ impl<'a> Round<'a> {
     /// backend or a memory table.
     fn begin(nvq: &mut NetVq, view: GuestView<'a>) -> Option<Self> {
         nvq.backend.as_ref()?;
+        if !nvq.vq.prefetch(view) {
+            return None;
+        }
         let mem = nvq.vq.mem(view)?;
         nvq.vq.disable_notify(&mem);
         nvq.disable();
@@ -296,6 +303,8 @@ pub(crate) struct VhostNet {
     tx_stats: debugfs::File<QueueStats>,
     /// Their directory, relative to the debugfs mount.
     debugfs: CString,
+    /// The device IOTLB's messages, read and polled without `dev`'s lock.
+    msgs: Arc<IotlbMsgs>,
 }
 
 #[pinned_drop]
@@ -357,15 +366,76 @@ impl WorkerOps for VhostNet {
 
 impl VhostNet {
     /// A device whose counters go into `dir` (its files keep the directory alive).
-    pub(crate) fn new(dir: DebugDir) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(dir: DebugDir, msgs: Arc<IotlbMsgs>) -> impl PinInit<Self, Error> {
         let DebugDir { name, dir } = dir;
+        let dev = Dev::new(msgs.clone());
         try_pin_init!(Self {
             rx_stats <- stats::queue_file(&dir, c"rx"),
             tx_stats <- stats::queue_file(&dir, c"tx"),
             debugfs: name,
-            dev <- new_mutex!(Dev::new(), "VhostNet::dev"),
+            dev <- new_mutex!(dev, "VhostNet::dev"),
             work <- Work::new(),
+            msgs,
         }? Error)
+    }
+
+    /// `vhost_chr_read_iter()`: the next IOTLB miss as a 72-byte message, waiting for one
+    /// unless `nonblock`; 0 for a buffer too short for a message.
+    pub(crate) fn read_msg(&self, out: &mut IovIterDest<'_>, nonblock: bool) -> Result<usize> {
+        if out.len() < VHOST_MSG_SIZE {
+            return Ok(0);
+        }
+        match self.msgs.read(nonblock) {
+            MsgRead::Err(e) => Err(e),
+            MsgRead::Msg(msg, vq) => {
+                let n = out.copy_to_iter(&msg);
+                if n != msg.len() {
+                    // Not delivered: dropped, as vhost.c frees the node.
+                    self.msgs.drop_read(vq);
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// `vhost_chr_write_iter()`: one `struct vhost_msg` or `vhost_msg_v2` carrying an
+    /// IOTLB update or invalidation. A message vhost cannot parse is `EINVAL`; one it
+    /// cannot carry out (no IOTLB, a bad range or type) `EFAULT`; else the message's size.
+    pub(crate) fn write_msg(&self, from: &mut IovIterSource<'_>) -> Result<usize> {
+        let mut ty = [0u8; 4];
+        if from.copy_from_iter(&mut ty) != ty.len() {
+            return Err(EINVAL);
+        }
+        let ty = u32::from_ne_bytes(ty);
+        if ty != VHOST_IOTLB_MSG && ty != VHOST_IOTLB_MSG_V2 {
+            return Err(EINVAL);
+        }
+        // The hole after a v1 `type`, or a v2 `asid` (meaningful only with
+        // VHOST_BACKEND_F_IOTLB_ASID, which vhost-net does not offer).
+        from.advance(IOTLB_MSG_OFFSET - ty.to_ne_bytes().len());
+        let mut raw = [0u8; IOTLB_MSG_SIZE];
+        if from.copy_from_iter(&mut raw) != raw.len() {
+            return Err(EINVAL);
+        }
+        let msg = IotlbMsg::from_bytes(&raw);
+        if msg.kind == VHOST_IOTLB_UPDATE && msg.size == 0 {
+            return Err(EINVAL);
+        }
+        let kicks = self
+            .dev
+            .lock()
+            .process_iotlb_msg(&msg)
+            .map_err(|_| EFAULT)?;
+        if kicks != 0 {
+            // The queues that waited for this translation run again.
+            self.work.queue(kicks);
+        }
+        Ok(VHOST_MSG_SIZE)
+    }
+
+    /// `vhost_chr_poll()`
+    pub(crate) fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {
+        self.msgs.poll(file, table)
     }
 
     /// A queue's counters as debugfs shows them.
@@ -515,6 +585,11 @@ impl VhostNet {
         let mut dev = self.dev.lock();
         if has_feature(&features, VHOST_F_LOG_ALL) && !dev.log_access_ok() {
             return Err(EFAULT);
+        }
+        if has_feature(&features, VIRTIO_F_ACCESS_PLATFORM) {
+            dev.init_device_iotlb().map_err(|_| EFAULT)?;
+        } else {
+            dev.clear_device_iotlb();
         }
         for nvq in dev.vqs_mut().iter_mut() {
             nvq.vq.set_features(features);

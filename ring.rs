@@ -86,6 +86,11 @@ pub(crate) enum RingError {
     OutAfterIn,
     /// More than [`MAX_IOV`] segments.
     TooManySegments,
+    /// An address the device IOTLB does not map: a miss was reported to the VMM, and the
+    /// queue waits for its answer (`-EAGAIN` of `translate_desc()`; not the queue's error).
+    Miss,
+    /// An IOTLB mapping without the access asked for.
+    Perm,
 }
 
 impl RingError {
@@ -95,13 +100,31 @@ impl RingError {
             RingError::Fault => 14,            // EFAULT
             RingError::TooManySegments => 105, // ENOBUFS
             RingError::IndirectTooBig(_) => 7, // E2BIG
+            RingError::Miss => 11,             // EAGAIN
+            RingError::Perm => 1,              // EPERM
             _ => 22,                           // EINVAL
         }
     }
 }
 
+/// Access permissions of a mapping, and the access a translation asks for
+/// (`VHOST_ACCESS_RO`, `_WO`, `_RW`; `VHOST_MAP_*` in iotlb.h are the same bits).
+pub(crate) const ACCESS_RO: u8 = 1;
+pub(crate) const ACCESS_WO: u8 = 2;
+pub(crate) const ACCESS_RW: u8 = 3;
+
+/// The part of a ring an access is to (`VHOST_ADDR_DESC`, `_AVAIL`, `_USED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    Desc = 0,
+    Avail = 1,
+    Used = 2,
+}
+
 /// Guest memory as the ring engine sees it. Ring addresses are the VMM's (owner's) virtual
-/// addresses; buffer addresses in descriptors are guest physical and go through `lookup`.
+/// addresses, or with the device IOTLB I/O virtual addresses, and reach memory through the
+/// `ring_*` methods; buffer addresses in descriptors are guest physical (or I/O virtual)
+/// and go through `lookup`; the other methods take the owner addresses those give.
 pub(crate) trait GuestMemory {
     /// Reads `buf.len()` bytes at owner address `uaddr`.
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), RingError>;
@@ -118,9 +141,27 @@ pub(crate) trait GuestMemory {
     fn write_u16(&self, uaddr: u64, v: u16) -> Result<(), RingError> {
         self.write(uaddr, &v.to_le_bytes())
     }
-    /// The first mapping (lowest start) overlapping guest physical `[gpa, last]`, as
-    /// `(start, size, uaddr)`.
-    fn lookup(&self, gpa: u64, last: u64) -> Option<(u64, u64, u64)>;
+    /// The mapping of guest address `gpa` (the one with the lowest start overlapping
+    /// `[gpa, last]`, which must start at or before `gpa`) for `access`, as
+    /// `(start, size, uaddr)`: `Fault` outside memory, `Miss` (reported) when the device
+    /// IOTLB has no mapping yet, `Perm` when its mapping does not allow `access`.
+    fn lookup(&self, gpa: u64, last: u64, access: u8) -> Result<(u64, u64, u64), RingError>;
+    /// Reads `buf.len()` bytes of ring part `part` at ring address `addr`.
+    fn ring_read(&self, _part: Part, addr: u64, buf: &mut [u8]) -> Result<(), RingError> {
+        self.read(addr, buf)
+    }
+    /// Reads the 16-bit field of ring part `part` at ring address `addr` in one load.
+    fn ring_read_u16(&self, _part: Part, addr: u64) -> Result<u16, RingError> {
+        self.read_u16(addr)
+    }
+    /// Writes `buf` into the used ring at ring address `addr`.
+    fn ring_write(&self, addr: u64, buf: &[u8]) -> Result<(), RingError> {
+        self.write(addr, buf)
+    }
+    /// Writes the 16-bit field of the used ring at ring address `addr` in one store.
+    fn ring_write_u16(&self, addr: u64, v: u16) -> Result<(), RingError> {
+        self.write_u16(addr, v)
+    }
     /// Marks `len` bytes at `offset` into the used ring dirty (when dirty logging is on).
     fn log_used(&self, offset: u64, len: u64);
     /// Read, write and full memory barriers (`smp_rmb`, `smp_wmb`, `smp_mb`).
@@ -187,14 +228,15 @@ impl Desc {
     }
 }
 
-/// `translate_desc()`: guest physical `[gpa, gpa + len)` to owner-address segments,
-/// appended to `iov` from index `at`. Returns how many were added.
+/// `translate_desc()`: guest physical `[gpa, gpa + len)` to owner-address segments for
+/// `access`, appended to `iov` from index `at`. Returns how many were added.
 pub(crate) fn translate<M: GuestMemory + ?Sized>(
     mem: &M,
     gpa: u64,
     len: u32,
     iov: &mut [Iov],
     at: usize,
+    access: u8,
 ) -> Result<usize, RingError> {
     let len = u64::from(len);
     let mut addr = gpa;
@@ -203,7 +245,7 @@ pub(crate) fn translate<M: GuestMemory + ?Sized>(
     let mut n = 0usize;
     while len > done {
         let slot = iov.get_mut(at + n).ok_or(RingError::TooManySegments)?;
-        let (start, size, uaddr) = mem.lookup(addr, last).ok_or(RingError::Fault)?;
+        let (start, size, uaddr) = mem.lookup(addr, last, access)?;
         if start > addr {
             return Err(RingError::Fault);
         }
@@ -285,7 +327,7 @@ impl Ring {
         &mut self,
         mem: &M,
     ) -> Result<bool, RingError> {
-        let idx = mem.read_u16(self.avail.wrapping_add(AVAIL_IDX_OFFSET))?;
+        let idx = mem.ring_read_u16(Part::Avail, self.avail.wrapping_add(AVAIL_IDX_OFFSET))?;
         if u32::from(idx.wrapping_sub(self.last_avail_idx)) > self.num {
             return Err(RingError::AvailIdx {
                 from: self.last_avail_idx,
@@ -318,7 +360,10 @@ impl Ring {
             self.next_avail_head & (self.num - 1) as u16
         } else {
             let slot = u64::from(self.last_avail_idx) % u64::from(self.num);
-            mem.read_u16(self.avail.wrapping_add(AVAIL_RING_OFFSET + 2 * slot))?
+            mem.ring_read_u16(
+                Part::Avail,
+                self.avail.wrapping_add(AVAIL_RING_OFFSET + 2 * slot),
+            )?
         };
         if u32::from(head) >= self.num {
             return Err(RingError::IndexOutOfRange {
@@ -348,7 +393,8 @@ impl Ring {
                 return Err(RingError::Loop);
             }
             let mut raw = [0u8; 16];
-            mem.read(self.desc.wrapping_add(u64::from(i) * DESC_SIZE), &mut raw)?;
+            let at = self.desc.wrapping_add(u64::from(i) * DESC_SIZE);
+            mem.ring_read(Part::Desc, at, &mut raw)?;
             let desc = Desc::from_bytes(&raw);
             ndesc = ndesc.wrapping_add(1);
             if desc.flags & VRING_DESC_F_INDIRECT != 0 {
@@ -424,7 +470,7 @@ impl Ring {
         let mut e = [0u8; 8];
         e[0..4].copy_from_slice(&id.to_le_bytes());
         e[4..8].copy_from_slice(&len.to_le_bytes());
-        mem.write(self.used.wrapping_add(off), &e)?;
+        mem.ring_write(self.used.wrapping_add(off), &e)?;
         mem.log_used(off, USED_ELEM_SIZE);
         Ok(())
     }
@@ -437,7 +483,7 @@ impl Ring {
     ) -> Result<(), RingError> {
         // Make the elements visible before the index that covers them.
         mem.wmb();
-        mem.write_u16(self.used.wrapping_add(USED_IDX_OFFSET), idx)?;
+        mem.ring_write_u16(self.used.wrapping_add(USED_IDX_OFFSET), idx)?;
         mem.log_used(USED_IDX_OFFSET, 2);
         let old = self.last_used_idx;
         self.last_used_idx = idx;
@@ -460,7 +506,7 @@ impl Ring {
             return true;
         }
         if !self.event_idx {
-            let flags = mem.read_u16(self.avail.wrapping_add(AVAIL_FLAGS_OFFSET));
+            let flags = mem.ring_read_u16(Part::Avail, self.avail.wrapping_add(AVAIL_FLAGS_OFFSET));
             return match flags {
                 Ok(f) => f & VRING_AVAIL_F_NO_INTERRUPT == 0,
                 Err(_) => true,
@@ -474,7 +520,7 @@ impl Ring {
         if !valid {
             return true;
         }
-        match mem.read_u16(self.used_event_addr()) {
+        match mem.ring_read_u16(Part::Avail, self.used_event_addr()) {
             Ok(event) => need_event(event, new, old),
             Err(_) => true,
         }
@@ -485,7 +531,7 @@ impl Ring {
         &self,
         mem: &M,
     ) -> Result<(), RingError> {
-        mem.write_u16(self.used.wrapping_add(USED_FLAGS_OFFSET), self.used_flags)?;
+        mem.ring_write_u16(self.used.wrapping_add(USED_FLAGS_OFFSET), self.used_flags)?;
         mem.log_used(USED_FLAGS_OFFSET, 2);
         Ok(())
     }
@@ -493,7 +539,7 @@ impl Ring {
     /// `vhost_update_avail_event()`: asks for a kick once the guest passes our avail index.
     fn update_avail_event<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<(), RingError> {
         let off = self.avail_event_offset();
-        mem.write_u16(self.used.wrapping_add(off), self.avail_idx)?;
+        mem.ring_write_u16(self.used.wrapping_add(off), self.avail_idx)?;
         mem.log_used(off, 2);
         Ok(())
     }
@@ -559,8 +605,10 @@ fn add_desc<M: GuestMemory + ?Sized>(
     chain: &mut Chain,
 ) -> Result<(), RingError> {
     let at = chain.out_num + chain.in_num;
-    let n = translate(mem, desc.addr, desc.len, buf.iov, at)?;
-    if desc.flags & VRING_DESC_F_WRITE != 0 {
+    let write = desc.flags & VRING_DESC_F_WRITE != 0;
+    let access = if write { ACCESS_WO } else { ACCESS_RO };
+    let n = translate(mem, desc.addr, desc.len, buf.iov, at, access)?;
+    if write {
         chain.in_num += n;
         if n != 0 {
             if let Some(log) = buf.log.as_deref_mut() {
@@ -596,7 +644,7 @@ fn get_indirect<M: GuestMemory + ?Sized>(
     }
     // The table itself may span memory regions: translate it like a buffer.
     let mut table = [Iov::default(); 16];
-    let segs = match translate(mem, indirect.addr, indirect.len, &mut table, 0) {
+    let segs = match translate(mem, indirect.addr, indirect.len, &mut table, 0, ACCESS_RO) {
         Err(RingError::TooManySegments) => return Err(RingError::Fault),
         r => r?,
     };

@@ -104,6 +104,55 @@ pub(crate) const VHOST_F_LOG_ALL: u32 = 26;
 pub(crate) const VHOST_NET_F_VIRTIO_NET_HDR: u32 = 27;
 pub(crate) const VHOST_BACKEND_F_IOTLB_MSG_V2: u32 = 1;
 
+/// Device IOTLB messages, read from and written to the device file (vhost_types.h):
+/// `struct vhost_msg { int type; union { struct vhost_iotlb_msg iotlb; u8 padding[64]; }; }`
+/// and `struct vhost_msg_v2 { u32 type; u32 asid; union {...}; }`, both 72 bytes with the
+/// `struct vhost_iotlb_msg` at byte 8.
+pub(crate) const VHOST_IOTLB_MSG: u32 = 1;
+pub(crate) const VHOST_IOTLB_MSG_V2: u32 = 2;
+pub(crate) const VHOST_MSG_SIZE: usize = 72;
+pub(crate) const IOTLB_MSG_OFFSET: usize = 8;
+pub(crate) const IOTLB_MSG_SIZE: usize = 32;
+pub(crate) const VHOST_IOTLB_MISS: u8 = 1;
+pub(crate) const VHOST_IOTLB_UPDATE: u8 = 2;
+pub(crate) const VHOST_IOTLB_INVALIDATE: u8 = 3;
+
+/// `struct vhost_iotlb_msg { u64 iova, size, uaddr; u8 perm, type; }` (32 bytes).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IotlbMsg {
+    pub(crate) iova: u64,
+    pub(crate) size: u64,
+    pub(crate) uaddr: u64,
+    pub(crate) perm: u8,
+    pub(crate) kind: u8,
+}
+
+impl IotlbMsg {
+    pub(crate) fn from_bytes(b: &[u8; IOTLB_MSG_SIZE]) -> Self {
+        Self {
+            iova: u64_at(b, 0),
+            size: u64_at(b, 8),
+            uaddr: u64_at(b, 16),
+            perm: b[24],
+            kind: b[25],
+        }
+    }
+
+    /// The whole `struct vhost_msg` (`VHOST_IOTLB_MSG`) or `vhost_msg_v2` carrying it,
+    /// zero-padded.
+    pub(crate) fn to_msg(self, msg_type: u32) -> [u8; VHOST_MSG_SIZE] {
+        let mut b = [0u8; VHOST_MSG_SIZE];
+        b[0..4].copy_from_slice(&msg_type.to_ne_bytes());
+        let m = &mut b[IOTLB_MSG_OFFSET..];
+        m[0..8].copy_from_slice(&self.iova.to_ne_bytes());
+        m[8..16].copy_from_slice(&self.size.to_ne_bytes());
+        m[16..24].copy_from_slice(&self.uaddr.to_ne_bytes());
+        m[24] = self.perm;
+        m[25] = self.kind;
+        b
+    }
+}
+
 /// `VIRTIO_FEATURES_U64S`: the feature array the `*_FEATURES_ARRAY` ioctls exchange.
 pub(crate) const FEATURES_U64S: usize = 2;
 

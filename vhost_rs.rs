@@ -17,12 +17,16 @@ mod uapi;
 mod user;
 mod zerocopy;
 
+use core::ffi::c_void;
 use kernel::{
-    fs::File,
+    bindings,
+    fs::{File, Kiocb},
+    iov::{IovIterDest, IovIterSource},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
     seq_file::SeqFile,
-    sync::{Arc, ArcBorrow},
+    sync::{poll::PollTable, Arc, ArcBorrow},
+    types::ForeignOwnable,
 };
 
 module! {
@@ -57,8 +61,25 @@ impl kernel::InPlaceModule for VhostRsModule {
 impl MiscDevice for net::VhostNet {
     type Ptr = Arc<net::VhostNet>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
-        Arc::pin_init(net::VhostNet::new(stats::DebugDir::new()?), GFP_KERNEL)
+    fn open(file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
+        let msgs = dev::IotlbMsgs::new()?;
+        let dev = Arc::pin_init(
+            net::VhostNet::new(stats::DebugDir::new()?, msgs),
+            GFP_KERNEL,
+        )?;
+        sys::file_add_poll(file);
+        Ok(dev)
+    }
+
+    /// `vhost_chr_read_iter()`: the device IOTLB's next miss.
+    fn read_iter(kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let nonblock = sys::kiocb_nonblock(kiocb.as_raw());
+        kiocb.file().read_msg(iov, nonblock)
+    }
+
+    /// `vhost_chr_write_iter()`: an update or invalidation of the device IOTLB.
+    fn write_iter(kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterSource<'_>) -> Result<usize> {
+        kiocb.file().write_msg(iov)
     }
 
     fn release(device: Arc<Self>, _file: &File) {
@@ -79,4 +100,26 @@ impl MiscDevice for net::VhostNet {
     fn compat_ioctl(me: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         me.ioctl(cmd, arg as u64)
     }
+}
+
+/// `vhost_chr_poll()`, which helpers.c adds to the file's operations: readable while an
+/// IOTLB miss waits to be read.
+///
+/// # Safety
+///
+/// `data` is the private data of `file`, a file open on our device (an `Arc<VhostNet>` made
+/// foreign by the miscdevice's open), and `table` a poll table valid for the call.
+#[no_mangle]
+unsafe extern "C" fn vhost_rs_file_poll(
+    data: *mut c_void,
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table,
+) -> u32 {
+    // SAFETY: the caller's contract: the file holds the Arc for as long as it is open.
+    let dev = unsafe { <Arc<net::VhostNet> as ForeignOwnable>::borrow(data) };
+    // SAFETY: the caller's contract.
+    let file = unsafe { File::from_raw_file(file) };
+    // SAFETY: the caller's contract.
+    let table = unsafe { PollTable::from_raw(table) };
+    dev.poll(file, &table)
 }

@@ -123,7 +123,13 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             nvq.vq.error("RX: writing the virtio-net header", e);
             break;
         }
-        if logging {
+        if logging && nvq.vq.iotlb() {
+            // vhost_log_write() with the IOTLB: the buffers' segments, whole, by user
+            // address; the first ones as they were before the header was skipped.
+            nvq.vq.log_write_iotlb(&round.mem, &hdr[..nhdr]);
+            let rest = nvq.vq.iov().get(nhdr..segs).unwrap_or_default();
+            nvq.vq.log_write_iotlb(&round.mem, rest);
+        } else if logging {
             // vhost_log_write(): mark the pages of the bytes actually written.
             nvq.vq.log_write(log_num, vhost_len as u64);
         }

@@ -31,7 +31,9 @@
 #include <net/xdp.h>
 #include <linux/if_tap.h>
 #include <linux/if_tun.h>
+#include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/net.h>
@@ -556,4 +558,38 @@ int vhost_rs_rx_ptr_len(void *ptr)
 	if (tun_is_xdp_frame(ptr))
 		return tun_ptr_to_xdp(ptr)->len;
 	return __skb_array_len_with_tag(ptr);
+}
+
+/*
+ * poll() on the device file. The 7.3 Rust miscdevice builds file_operations without .poll;
+ * vhost-net's fd is polled by the VMM for IOTLB misses (vhost_chr_poll). At open, the
+ * file's operations (the Rust ones) are copied once with .poll added, and the file is
+ * switched to the copy; the device's Rust poll (vhost_rs_file_poll) gets private_data.
+ */
+static struct file_operations vhost_rs_fops;
+static DEFINE_MUTEX(vhost_rs_fops_lock);
+static bool vhost_rs_fops_ready;
+
+static __poll_t vhost_rs_fop_poll(struct file *file, poll_table *wait)
+{
+	return vhost_rs_file_poll(file->private_data, file, wait);
+}
+
+void vhost_rs_file_add_poll(struct file *file)
+{
+	mutex_lock(&vhost_rs_fops_lock);
+	if (!vhost_rs_fops_ready) {
+		vhost_rs_fops = *file->f_op;
+		vhost_rs_fops.poll = vhost_rs_fop_poll;
+		vhost_rs_fops.llseek = noop_llseek;
+		vhost_rs_fops_ready = true;
+	}
+	mutex_unlock(&vhost_rs_fops_lock);
+	replace_fops(file, fops_get(&vhost_rs_fops));
+}
+
+/* The calling file's O_NONBLOCK, for read(). */
+bool vhost_rs_kiocb_nonblock(struct kiocb *iocb)
+{
+	return iocb->ki_filp->f_flags & O_NONBLOCK;
 }

@@ -85,4 +85,12 @@ int vhost_rs_ptr_ring_consume(struct ptr_ring *ring, struct socket *sock, void *
 void vhost_rs_ptr_ring_unconsume(struct ptr_ring *ring, void **batch, int n);
 int vhost_rs_rx_ptr_len(void *ptr);
 
+/* poll() on the device file (helpers.c): called from open. */
+struct poll_table_struct;
+struct kiocb;
+void vhost_rs_file_add_poll(struct file *file);
+bool vhost_rs_kiocb_nonblock(struct kiocb *iocb);
+/* Implemented in Rust (vhost_rs.rs): the device's poll, with the file's private_data. */
+unsigned int vhost_rs_file_poll(void *data, struct file *file, struct poll_table_struct *wait);
+
 #endif

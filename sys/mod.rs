@@ -87,6 +87,8 @@ extern "C" {
     fn vhost_rs_poll_stop(poll: *mut RawPoll);
     fn vhost_rs_poll_free(poll: *mut RawPoll);
     fn vhost_rs_set_interruptible();
+    fn vhost_rs_file_add_poll(file: *mut c_void);
+    fn vhost_rs_kiocb_nonblock(iocb: *mut c_void) -> bool;
     // linux/sched/vhost_task.h: exported (GPL), not in the Rust bindings.
     fn vhost_task_create(
         f: RunFn,
@@ -140,6 +142,19 @@ extern "C" {
         nr: usize,
         len: usize,
     ) -> i32;
+}
+
+/// Gives an open device file a `poll()` (helpers.c): from the device's `open`, which the
+/// Rust miscdevice lets set nothing but the operations it knows.
+pub(crate) fn file_add_poll(file: &File) {
+    // SAFETY: `file` is a file being opened on our device, its operations ours.
+    unsafe { vhost_rs_file_add_poll(file.as_ptr().cast()) }
+}
+
+/// Whether the file of an I/O request was opened `O_NONBLOCK`.
+pub(crate) fn kiocb_nonblock(iocb: *mut bindings::kiocb) -> bool {
+    // SAFETY: the caller passes the valid kiocb of a read or write in progress.
+    unsafe { vhost_rs_kiocb_nonblock(iocb.cast()) }
 }
 
 /// Module parameters (declared in C so that they appear in sysfs, as vhost's do).
@@ -330,6 +345,7 @@ pub(crate) fn set_running() {
 pub(crate) const EPOLLIN: u32 = 0x1;
 pub(crate) const EPOLLOUT: u32 = 0x4;
 pub(crate) const EPOLLERR: u32 = 0x8;
+pub(crate) const EPOLLRDNORM: u32 = 0x40;
 
 /// What a poll entry or a zero-copy completion wakes: called with the entry's `bit` from the
 /// wakeup, in atomic context (under the wait queue's lock, or in softirq), so it may only

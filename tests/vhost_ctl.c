@@ -47,6 +47,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <linux/vhost.h>
+#include <linux/virtio_net.h>
 
 #include "kselftest_harness.h"
 #include "vhost_test.h"
@@ -1703,10 +1704,7 @@ static void seq_log_all_feature(struct ctx *c)
  * but NET_SET_BACKEND still needs a umem (vq_memory_access_ok). */
 static void seq_access_platform_feature(struct ctx *c)
 {
-	VAL(c, !!(com_feat[0] & F_ACCESS_PLATFORM),
-	    "VIRTIO_F_ACCESS_PLATFORM advertised by both");
-	if (!(com_feat[0] & F_ACCESS_PLATFORM))
-		return;
+	/* Both devices must offer it: a device that does not fails this SET_FEATURES. */
 	SET_U64(c, 0, SET_FEATURES, F_ACCESS_PLATFORM);
 	set_owner(c, 0);
 	BACKEND(c, EFAULT, 0, -1, "-1");
@@ -2026,6 +2024,51 @@ TEST_F(ctl, features_subset)
 		  (unsigned long long)dut_feat[0], (unsigned long long)dut_feat[1],
 		  (unsigned long long)dut_bfeat);
 	ASSERT_TRUE(features_subset(REF, DUT));
+}
+
+/*
+ * The feature set vhost_net.ko 7.3 offers, exactly (net.c's vhost_net_bits and
+ * VHOST_NET_BACKEND_FEATURES): each device must offer it, no bit more, no bit less, so
+ * that a bit we lack (or REF lost, or either gained) fails here instead of being skipped.
+ */
+#define PINNED_FEAT0 (B(VIRTIO_F_NOTIFY_ON_EMPTY) | B(VIRTIO_RING_F_INDIRECT_DESC) |	\
+		      B(VIRTIO_RING_F_EVENT_IDX) | B(VHOST_F_LOG_ALL) |			\
+		      B(VIRTIO_F_ANY_LAYOUT) | B(VIRTIO_F_VERSION_1) |			\
+		      B(VIRTIO_NET_F_MRG_RXBUF) | B(VIRTIO_F_ACCESS_PLATFORM) |		\
+		      B(VIRTIO_F_RING_RESET) | B(VIRTIO_F_IN_ORDER))
+#define PINNED_FEAT1 (B(VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO - 64) |			\
+		      B(VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO - 64))
+#define PINNED_BFEAT B(VHOST_BACKEND_F_IOTLB_MSG_V2)
+
+static int features_pinned(const char *dev)
+{
+	uint64_t f[2], bf, f64, extra;
+	int r = query_features(dev, f, &bf, &f64, &extra);
+
+	if (r) {
+		ktap_diag("%s: feature queries: %s", dev, strerror(-r));
+		return 0;
+	}
+	if (f[0] != PINNED_FEAT0 || f[1] != PINNED_FEAT1 || bf != PINNED_BFEAT) {
+		ktap_diag("%s offers features %#llx %#llx backend %#llx; vhost_net.ko 7.3 offers "
+			  "%#llx %#llx backend %#llx", dev, (unsigned long long)f[0],
+			  (unsigned long long)f[1], (unsigned long long)bf,
+			  (unsigned long long)PINNED_FEAT0, (unsigned long long)PINNED_FEAT1,
+			  (unsigned long long)PINNED_BFEAT);
+		return 0;
+	}
+	return 1;
+}
+
+TEST_F(ctl, features_pinned)
+{
+	int ref = features_pinned(REF);
+
+	if (!self->have_dut) {
+		ASSERT_TRUE(ref);
+		SKIP(return, "DUT %s missing", DUT);
+	}
+	ASSERT_TRUE(features_pinned(DUT) & ref);
 }
 
 /* The sequences, in the order they ran before (the harness runs tests in source order). */

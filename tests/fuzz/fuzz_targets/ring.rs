@@ -279,8 +279,10 @@ impl GuestMemory for Mem {
         self.bytes.borrow_mut()[o..o + buf.len()].copy_from_slice(buf);
         Ok(())
     }
-    fn lookup(&self, gpa: u64, last: u64) -> Option<(u64, u64, u64)> {
-        self.find(gpa, last).map(|m| (m.start, m.size(), m.addr))
+    fn lookup(&self, gpa: u64, last: u64, _access: u8) -> Result<(u64, u64, u64), RingError> {
+        self.find(gpa, last)
+            .map(|m| (m.start, m.size(), m.addr))
+            .ok_or(RingError::Fault)
     }
     fn log_used(&self, offset: u64, len: u64) {
         self.events.borrow_mut().push(Ev::Log(offset, len));
@@ -1240,7 +1242,7 @@ impl<'a> Fuzz<'a> {
         };
         let at = usize::from(self.inp.u8()) % (cap + 1);
         let mut iov = vec![SENTINEL; cap];
-        let r = ring::translate(&self.mem, gpa, len, &mut iov, at);
+        let r = ring::translate(&self.mem, gpa, len, &mut iov, at, ring::ACCESS_RO);
         self.trace(format_args!(
             "translate {gpa:#x}+{len:#x} at {at}/{cap}: {r:?}"
         ));

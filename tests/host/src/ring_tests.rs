@@ -58,12 +58,13 @@ impl GuestMemory for Mem {
         dst.copy_from_slice(buf);
         Ok(())
     }
-    fn lookup(&self, gpa: u64, last: u64) -> Option<(u64, u64, u64)> {
+    fn lookup(&self, gpa: u64, last: u64, _access: u8) -> Result<(u64, u64, u64), RingError> {
         self.regions
             .iter()
             .filter(|(s, n, _)| *s <= last && s + n - 1 >= gpa)
             .min_by_key(|(s, _, _)| *s)
             .copied()
+            .ok_or(RingError::Fault)
     }
     fn log_used(&self, offset: u64, len: u64) {
         self.logged.borrow_mut().push((offset, len));
