@@ -30,10 +30,23 @@ impl Map {
     }
 }
 
-/// A memory table: the mappings in insertion order, as the iotlb's list keeps them.
+/// A mapping in a table: with its age (the order of insertion, which decides which entry
+/// a full table retires) and the largest `last` of it and every mapping before it.
+#[derive(Clone, Copy)]
+struct Entry {
+    map: Map,
+    seq: u64,
+    max_last: u64,
+}
+
+/// A memory table, or the device IOTLB: up to `max_iotlb_entries` mappings, kept sorted by
+/// start (equal starts in insertion order) with a running maximum of their ends, so that a
+/// lookup is a binary search, as the interval tree of iotlb.c makes it a tree walk. A table
+/// changes only by ioctl or IOTLB message; it is looked up for every buffer.
 pub(crate) struct MemTable {
-    maps: KVec<Map>,
+    maps: KVec<Entry>,
     limit: usize,
+    seq: u64,
 }
 
 impl MemTable {
@@ -42,6 +55,19 @@ impl MemTable {
         Self {
             maps: KVec::new(),
             limit,
+            seq: 0,
+        }
+    }
+
+    /// Recomputes the running maximum of ends from entry `from` on.
+    fn fix_max_last(&mut self, from: usize) {
+        let mut max = match from.checked_sub(1).and_then(|i| self.maps.get(i)) {
+            Some(e) => e.max_last,
+            None => 0,
+        };
+        for e in self.maps.iter_mut().skip(from) {
+            max = max.max(e.map.last);
+            e.max_last = max;
         }
     }
 
@@ -65,28 +91,46 @@ impl MemTable {
             start = mid + 1;
         }
         if self.maps.len() >= self.limit {
-            self.maps.remove(0)?;
+            // VHOST_IOTLB_FLAG_RETIRE: the oldest entry makes room.
+            let oldest = (0..self.maps.len()).min_by_key(|&i| self.maps[i].seq);
+            if let Some(i) = oldest {
+                self.maps.remove(i)?;
+                self.fix_max_last(i);
+            }
         }
-        self.maps.push(
-            Map {
-                start,
-                last,
-                addr,
-                perm,
-            },
-            GFP_KERNEL,
-        )?;
+        let map = Map {
+            start,
+            last,
+            addr,
+            perm,
+        };
+        // After every entry starting at or before it: among equal starts the oldest is
+        // found first, as in the interval tree.
+        let at = self.maps.partition_point(|e| e.map.start <= start);
+        self.maps.reserve(1, GFP_KERNEL)?;
+        let e = Entry {
+            map,
+            seq: self.seq,
+            max_last: 0,
+        };
+        self.maps
+            .insert_within_capacity(at, e)
+            .map_err(|_| ENOMEM)?;
+        self.seq = self.seq.wrapping_add(1);
+        self.fix_max_last(at);
         Ok(())
     }
 
     /// `vhost_iotlb_del_range()`: removes every mapping overlapping `[start, last]`, whole.
     pub(crate) fn del_range(&mut self, start: u64, last: u64) {
-        self.maps.retain(|m| !(m.start <= last && m.last >= start));
+        self.maps
+            .retain(|e| !(e.map.start <= last && e.map.last >= start));
+        self.fix_max_last(0);
     }
 
-    /// The mappings, oldest first.
-    pub(crate) fn maps(&self) -> &[Map] {
-        &self.maps
+    /// The mappings, by start.
+    pub(crate) fn maps(&self) -> impl Iterator<Item = &Map> {
+        self.maps.iter().map(|e| &e.map)
     }
 }
 
@@ -111,7 +155,7 @@ pub(crate) fn memory_access_ok(table: Option<&MemTable>, log_base: u64, log_all:
     let Some(table) = table else {
         return false;
     };
-    table.maps().iter().all(|m| {
+    table.maps().all(|m| {
         !overflows(m.addr, m.size())
             && sys::access_ok(m.addr, m.size())
             && (!log_all || log_access_ok(log_base, m.start, m.size()))
@@ -139,13 +183,13 @@ pub(crate) fn log_write(log_base: u64, addr: u64, len: u64) -> Result {
 
 impl MemTable {
     /// `vhost_iotlb_itree_first()`: the mapping with the lowest start overlapping
-    /// `[gpa, last]`. Linear: at most `max_mem_regions` entries in the memory table,
-    /// `max_iotlb_entries` in the device IOTLB.
+    /// `[gpa, last]` (among equal starts the oldest), in O(log n).
     pub(crate) fn lookup(&self, gpa: u64, last: u64) -> Option<&Map> {
-        self.maps
-            .iter()
-            .filter(|m| m.start <= last && m.last >= gpa)
-            .min_by_key(|m| m.start)
+        // The first entry whose running maximum of ends reaches `gpa` is the first whose
+        // own end does: no entry before it overlaps. It is the answer unless it starts
+        // past `last`, and then so does every later one.
+        let i = self.maps.partition_point(|e| e.max_last < gpa);
+        self.maps.get(i).map(|e| &e.map).filter(|m| m.start <= last)
     }
 }
 

@@ -69,10 +69,15 @@ file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
 	die "$busybox is not statically linked (install busybox-static)"
 [ -f "$init" ] || die "no $init"
 command -v cpio >/dev/null || die "cpio not found; run 'make setup'"
+# ethtool (Debian's, dynamically linked: it goes in with its libraries), for the ring-reset
+# variant's `ethtool -G` (busybox has no ethtool).
+ethtool=$(command -v ethtool || echo /usr/sbin/ethtool)
+[ -x "$ethtool" ] || die "no ethtool; run 'make setup'"
+ethtool_libs=$(ldd "$ethtool" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
 # Keyed by everything that goes in, so a changed init.sh builds a new one.
 key=$({
 	# Contents only: with the paths in the key, two checkouts would evict each other's.
-	cat "$init" "$busybox" | sha256sum
+	cat "$init" "$busybox" "$ethtool" $ethtool_libs | sha256sum
 	echo "${mods[*]}"
 	cat "$kdir/version"
 } | sha256sum | cut -c1-12)
@@ -84,6 +89,11 @@ if [ ! -f "$initrd" ]; then
 	root=$tmp/root
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,lib/modules}
 	cp "$busybox" "$root/bin/busybox"
+	cp "$ethtool" "$root/usr/sbin/ethtool"
+	for l in $ethtool_libs; do
+		mkdir -p "$root$(dirname "$l")"
+		cp -L "$l" "$root$l"
+	done
 	cp "$kdir"/modules/*.ko "$root/lib/modules/"
 	printf '%s\n' "${mods[@]##*/}" >"$root/lib/modules/order"
 	install -m 0755 "$init" "$root/init"

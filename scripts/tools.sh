@@ -31,7 +31,7 @@ need make gcc g++ clang ld.lld llvm-ar rustc cargo rustfmt bindgen cargo-fuzz fl
 need vng qemu-system-x86_64 busybox
 # Inside the test VM (the host's root file system, read-only): tests/run_vm.sh, tests/qemu/,
 # tests/bench/run_vm.sh, with the PATH vm.sh gives the guest.
-need ip tc ethtool tcpdump dmesg insmod rmmod mount ps gzip
+need ip tc ethtool tcpdump dmesg insmod rmmod mount ps gzip ldd
 # Debian's python3 with matplotlib, for the bench report (scripts/bench.sh).
 /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || missing+=("/usr/bin/python3: matplotlib")
 

@@ -39,7 +39,7 @@ finish() {
 }
 
 addr=10.99.0.2/24 peer=10.99.0.1 run=demo count=10 rxport=5002 txport=5001 tmo=300
-reboot=0 ctlport=5003 hold=0
+reboot=0 ctlport=5003 hold=0 ringreset=0
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	vhdemo.addr=*) addr=${arg#*=} ;;
@@ -52,6 +52,7 @@ for arg in $(cat /proc/cmdline); do
 	vhdemo.reboot=*) reboot=${arg#*=} ;;
 	vhdemo.ctlport=*) ctlport=${arg#*=} ;;
 	vhdemo.hold=*) hold=${arg#*=} ;;
+	vhdemo.ringreset=*) ringreset=${arg#*=} ;;
 	esac
 done
 say "init up=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) run=$run"
@@ -105,8 +106,22 @@ say "ping tx=${tx:-0} rx=${rx:-0} rtt=${rtt:-none}"
 # --- L1 -> L2: L1 sends the payload and closes; nc ends at the end of the stream. Its stdin
 # is a fifo that we hold open, so that nc never half-closes early (busybox nc shuts down its
 # sending side at stdin's end). ---
+# vhdemo.ringreset=1: while each stream runs, resize both rings and back with `ethtool -G`,
+# which resets each queue (VIRTIO_F_RING_RESET): QEMU detaches that queue's vhost backend,
+# sets the ring up again and re-attaches it while the other queue runs on.
+resize() { # tag
+	sleep 0.5
+	o1=$(ethtool -G eth0 rx 128 tx 128 2>&1); r1=$?
+	n1=$(ethtool -g eth0 2>/dev/null | awk '/Current/ {c=1} c && /^RX:/ {rx=$2} c && /^TX:/ {tx=$2} END {print rx "/" tx}')
+	sleep 1
+	o2=$(ethtool -G eth0 rx 256 tx 256 2>&1); r2=$?
+	n2=$(ethtool -g eth0 2>/dev/null | awk '/Current/ {c=1} c && /^RX:/ {rx=$2} c && /^TX:/ {tx=$2} END {print rx "/" tx}')
+	say "ringreset $1 rc=$r1,$r2 rings=$n1,$n2 ${o1}${o2}"
+}
+
 mkfifo /tmp/hold
 exec 3<>/tmp/hold
+[ "$ringreset" = 1 ] && resize rx &
 say "rx start port=$rxport"
 timeout "$tmo" nc "$peer" "$rxport" </tmp/hold >/tmp/data
 nrc=$?
@@ -124,6 +139,8 @@ if [ "$hold" = 1 ]; then
 fi
 
 # --- L2 -> L1: we send it back; at the file's end nc shuts down its side, L1 closes. ---
+wait # the RX stream's resizes
+[ "$ringreset" = 1 ] && resize tx &
 say "tx start port=$txport"
 timeout "$tmo" nc "$peer" "$txport" </tmp/data >/dev/null
 nrc=$?
@@ -131,6 +148,7 @@ say "tx done rc=$nrc"
 [ $nrc = 0 ] || rc=1
 
 # The driver's view of what crossed the device.
+wait # the resizes, if any
 set -- $(cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/rx_bytes \
 	/sys/class/net/eth0/statistics/tx_packets /sys/class/net/eth0/statistics/tx_bytes \
 	/sys/class/net/eth0/statistics/rx_errors /sys/class/net/eth0/statistics/tx_errors \

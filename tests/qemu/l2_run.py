@@ -509,6 +509,10 @@ def run_once(a, payload, attempt, kill=False):
     append = (f"console=ttyS0 quiet panic=-1 vhdemo.run=demo vhdemo.addr={L2_ADDR}/24 "
               f"vhdemo.peer={L1_ADDR} vhdemo.rxport={RX_PORT} vhdemo.txport={TX_PORT} "
               f"vhdemo.ping={a.ping} vhdemo.timeout={a.xfer_timeout}")
+    if a.append_extra:
+        append += " " + a.append_extra
+    if a.ringreset and not kill:
+        append += " vhdemo.ringreset=1"
     if ctl:
         hold = "hold" if isinstance(ctl, Hold) else "reboot"
         append += f" vhdemo.{hold}=1 vhdemo.ctlport={CTL_PORT}"
@@ -521,11 +525,12 @@ def run_once(a, payload, attempt, kill=False):
                   f"vhostfds={':'.join(str(x) for x in fds)}")
     else:
         netdev = f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=on,vhostfd={fd}"
-    cmd = [a.qemu, "-machine", "pc,accel=kvm", "-cpu", "kvm64", "-smp", str(a.smp),
+    pre = [x for d in a.pre_device for x in ("-device", d)]
+    cmd = [a.qemu, "-machine", a.machine, "-cpu", "kvm64", "-smp", str(a.smp),
            "-m", a.l2_mem,
            "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
            "-serial", "stdio", *([] if ctl else ["-no-reboot"]),
-           "-kernel", a.kernel, "-initrd", a.initrd, "-append", append,
+           "-kernel", a.kernel, "-initrd", a.initrd, "-append", append, *pre,
            "-netdev", netdev + a.netdev_extra,
            "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:02" + a.device_extra]
     base = f"{a.logdir}/{name}.{attempt}"
@@ -633,6 +638,9 @@ def run_once(a, payload, attempt, kill=False):
         if key == "FAIL":
             res["failures"].append(f"L2: {rest}")
             log(f"{name}: L2 FAILED: {rest}")
+        elif key == "ringreset":
+            res.setdefault("ringreset", []).append(rest)
+            log(f"{name}: L2 resized its rings under traffic: {rest}")
         elif key == "init" and "init_s" in res:
             # /init again, and no reboot was asked for (a reboot moves init_s into boot1).
             res["guest_reset"] = True
@@ -828,6 +836,14 @@ def judge_variant(res, a):
             if end.get("fd") is None or end.get("worker") is None:
                 f.append(f"migration: after it, the destination QEMU (pid {res.get('dst_pid')}) "
                          f"held {a.dev} as fd {end.get('fd')} with worker {end.get('worker')}")
+    if a.ringreset:
+        # Each stream: 256 -> 128 -> 256 entries on both queues, each step a queue reset.
+        rr = res.get("ringreset") or []
+        ok = [x for x in rr if x.startswith(("rx rc=0,0 rings=128/128,256/256",
+                                             "tx rc=0,0 rings=128/128,256/256"))]
+        if len(ok) != 2:
+            f.append(f"ringreset: the guest reported {rr!r}, expected rx and tx each "
+                     "'rc=0,0 rings=128/128,256/256'")
     if a.reboot:
         b1 = res.get("boot1")
         if not b1:
@@ -881,6 +897,11 @@ def cmd_run(a):
     a.size = len(payload)
     a.sha256 = hashlib.sha256(payload).hexdigest()
     os.makedirs(a.logdir, exist_ok=True)
+    if a.ringreset:
+        # Each stream must outlast the guest's two resizes (about a second each).
+        payload = payload * 16
+        a.size = len(payload)
+        a.sha256 = hashlib.sha256(payload).hexdigest()
     if a.migrate:
         # The stream must outlast the start of the migration.
         payload = payload * a.migrate_repeat
@@ -1065,6 +1086,12 @@ def main():
     bits = lambda v: [int(x) for x in v.split(",") if x]
     r.add_argument("--netdev-extra", default="", help="appended to -netdev, e.g. ,poll-us=50")
     r.add_argument("--device-extra", default="", help="appended to -device, e.g. ,mq=on")
+    r.add_argument("--machine", default="pc,accel=kvm", help="QEMU -machine")
+    r.add_argument("--ringreset", action="store_true",
+                   help="the guest resizes both rings (ethtool -G) during each stream")
+    r.add_argument("--pre-device", action="append", default=[],
+                   help="a -device before the NIC, e.g. intel-iommu,...; repeatable")
+    r.add_argument("--append-extra", default="", help="appended to the L2 kernel command line")
     r.add_argument("--queues", type=int, default=1, help="queue pairs: opens the device N times")
     r.add_argument("--smp", type=int, default=1, help="L2 vCPUs")
     r.add_argument("--expect-on", type=bits, default=[], help="feature bits that must be on")

@@ -40,6 +40,19 @@ deadline=${VHOST_RS_QEMU_DEADLINE:-0}
 # What a case may take at most, for the deadline: the slowest so far, at least 300 s.
 longest=300
 
+# A guest behind a vIOMMU (VIRTIO_F_ACCESS_PLATFORM, bit 33: the device IOTLB), as the
+# issue and QEMU's docs set it up: intel-iommu with device-iotlb (interrupt remapping needs
+# the split irqchip), the NIC modern-only with iommu_platform and ATS, intel_iommu=on in L2.
+viommu="--machine=q35,accel=kvm,kernel-irqchip=split"
+viommu+=" --pre-device=intel-iommu,intremap=on,device-iotlb=on"
+viommu+=" --device-extra=,disable-legacy=on,iommu_platform=on,ats=on --append-extra=intel_iommu=on"
+# Not run by default (VHOST_RS_QEMU_ONLY=viommu runs it): on this nested setup (TCG L1, QEMU
+# 7.2, L2 Linux 6.1) the guest boots and negotiates ACCESS_PLATFORM and the IOTLB misses are
+# answered, but TCP does not connect over either device: guest TX buffers the IOTLB
+# translated fail to copy in tun (vhost_net.ko spins on them at 100% CPU, vhost-rs drops
+# them), with and without interrupt remapping and offloads (2026-12-02 runs).
+viommu_why="fails over vhost_net.ko too here (see the comment above)"
+
 # name|l2_run.py options|skip reason (empty: run it). Feature bits (virtio-net, bit 0 first
 # in sysfs): 0 CSUM, 1 GUEST_CSUM, 7 GUEST_TSO4, 11 HOST_TSO4, 15 MRG_RXBUF, 22 MQ,
 # 28 INDIRECT_DESC, 29 EVENT_IDX.
@@ -54,6 +67,9 @@ variants=(
 	"reboot|--reboot|"
 	"sigkill|--kill-mid|"
 	"migration|--migrate|"
+	"ring-reset|--ringreset --expect-on=40|"
+	"viommu|$viommu --expect-on=33|$viommu_why"
+	"viommu-migration|$viommu --migrate|$viommu_why"
 )
 
 # --- setup: the modules, the kernel log ------------------------------------------------------
@@ -124,11 +140,11 @@ for v in "${variants[@]}"; do
 			result fail "$name $dev"
 			continue
 		fi
-		if [ -n "$why" ]; then
+		if [ -n "$why" ] && [[ " $only " != *" $name "* ]]; then
 			result skip "$name $dev" "$why"
 			continue
 		fi
-		if [ -n "$only" ] && ! grep -qw -- "$name" <<<"$only"; then
+		if [ -n "$only" ] && [[ " $only " != *" $name "* ]]; then
 			result skip "$name $dev" "not selected (VHOST_RS_QEMU_ONLY)"
 			continue
 		fi

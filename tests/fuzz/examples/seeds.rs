@@ -12,6 +12,11 @@
 
 use std::{env, fs, path::PathBuf};
 
+/// IOTLB permissions of a map (bits 6..7 of its selector byte).
+const RO: u8 = 1;
+const WO: u8 = 2;
+const RW: u8 = 3;
+
 /// Descriptor flags, as the selector byte of a descriptor carries them (bits 4..6).
 const NEXT: u8 = 1;
 const WRITE: u8 = 2;
@@ -107,15 +112,30 @@ impl Seed {
     }
 
     /// The header: ring of 2^`log2` entries at owner +0, features (1 EVENT_IDX,
-    /// 2 NOTIFY_ON_EMPTY, 4 dirty log), start indices, memory table, page protection
-    /// (`no_write` pages, read-only to the host), indirect tables.
+    /// 2 NOTIFY_ON_EMPTY, 4 dirty log, 8 IN_ORDER, 16 device IOTLB), start indices, memory
+    /// table, page protection (`no_write` pages, read-only to the host), indirect tables.
     fn new(log2: u8, feat: u8, last_avail: u16, last_used: u16, no_write: u16) -> Self {
+        Self::with_perms(log2, feat, last_avail, last_used, no_write, [RW; 3])
+    }
+
+    /// As `new`, the maps with IOTLB permissions `perms` (which hold with feature 16).
+    fn with_perms(
+        log2: u8,
+        feat: u8,
+        last_avail: u16,
+        last_used: u16,
+        no_write: u16,
+        perms: [u8; 3],
+    ) -> Self {
         let mut s = Seed::default();
         s.u8(log2).u8(feat).u16(last_avail).u16(last_used);
         s.u8(0).u16(0); // contiguous layout at the start of the owner space
         s.u8(MAPS.len() as u8 - 1);
-        for &(start16, pages, addr) in MAPS {
-            s.u8(1 << 2).u16(start16).u8(pages - 1).u16(addr);
+        for (&(start16, pages, addr), perm) in MAPS.iter().zip(perms) {
+            s.u8(1 << 2 | perm << 6)
+                .u16(start16)
+                .u8(pages - 1)
+                .u16(addr);
         }
         if no_write != 0 {
             s.u8(0xc0).u16(0).u16(no_write);
@@ -215,6 +235,47 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             .add_used(&[0])
             .op(NOTIFY)
             .op(ENABLE_NOTIFY),
+    );
+    // Through the device IOTLB: readable in a read-only map, writable in a write-only one;
+    // then the same chain with its writable part in the read-only map (Perm), and a
+    // buffer in no map (Miss).
+    let perms = [RO, WO, RW];
+    add(
+        "iotlb-ok",
+        Seed::with_perms(3, 16, 0, 0, 0, perms)
+            .image(
+                &[
+                    (3, d(0, 0x1000, 100, NEXT, 5)),
+                    (5, d(1, 0x10, 50, WRITE, 0)),
+                ],
+                &[],
+                &[],
+            )
+            .publish(&[3])
+            .get_desc(BIG)
+            .add_used(&[50]),
+    );
+    add(
+        "iotlb-perm",
+        Seed::with_perms(3, 16 | 8, 0, 0, 0, perms)
+            .image(
+                &[
+                    (0, d(0, 0x1000, 100, NEXT, 1)),
+                    (1, d(0, 0x1100, 50, WRITE, 0)),
+                ],
+                &[],
+                &[],
+            )
+            .publish(&[0])
+            .get_desc(BIG)
+            .get_desc(BIG),
+    );
+    add(
+        "iotlb-miss",
+        Seed::with_perms(3, 16, 0, 0, 0, perms)
+            .image(&[(0, d(0, 0x3000, 0x3000, 0, 0))], &[], &[])
+            .publish(&[0])
+            .get_desc(BIG),
     );
     // Readable then writable, three descriptors, with the dirty log.
     let chain3 = [

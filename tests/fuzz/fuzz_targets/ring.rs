@@ -86,6 +86,8 @@ struct Map {
     start: u64,
     last: u64,
     addr: u64,
+    /// Permissions (`ACCESS_RO | ACCESS_WO`): always both in the memory table.
+    perm: u8,
 }
 
 impl Map {
@@ -156,11 +158,14 @@ struct Mem {
     /// The ring's n-th next access fails (0: none); `injected` once it has.
     fail_in: Cell<u32>,
     injected: Cell<bool>,
+    /// Buffers are translated through a device IOTLB (the maps' permissions hold, and a
+    /// hole is a miss).
+    iotlb: bool,
 }
 
 impl Mem {
     /// `MemTable::add_range()`: an empty range is refused, `[0, U64_MAX]` split in two.
-    fn add_map(&mut self, start: u64, last: u64, addr: u64) {
+    fn add_map(&mut self, start: u64, last: u64, addr: u64, perm: u8) {
         if last < start {
             return;
         }
@@ -170,15 +175,22 @@ impl Mem {
                 start,
                 last: mid,
                 addr,
+                perm,
             });
             self.maps.push(Map {
                 start: mid + 1,
                 last,
                 addr: addr.wrapping_add(mid + 1),
+                perm,
             });
             return;
         }
-        self.maps.push(Map { start, last, addr });
+        self.maps.push(Map {
+            start,
+            last,
+            addr,
+            perm,
+        });
     }
 
     /// `MemTable::lookup()`: the mapping with the lowest start overlapping `[gpa, last]`.
@@ -279,10 +291,16 @@ impl GuestMemory for Mem {
         self.bytes.borrow_mut()[o..o + buf.len()].copy_from_slice(buf);
         Ok(())
     }
-    fn lookup(&self, gpa: u64, last: u64, _access: u8) -> Result<(u64, u64, u64), RingError> {
-        self.find(gpa, last)
-            .map(|m| (m.start, m.size(), m.addr))
-            .ok_or(RingError::Fault)
+    /// As `UserMem::lookup()` (guest.rs): with the device IOTLB, no mapping is a miss and
+    /// a mapping without the access asked for a permission error.
+    fn lookup(&self, gpa: u64, last: u64, access: u8) -> Result<(u64, u64, u64), RingError> {
+        match self.find(gpa, last) {
+            Some(m) if self.iotlb && m.start > gpa => Err(RingError::Miss),
+            Some(m) if self.iotlb && m.perm & access == 0 => Err(RingError::Perm),
+            Some(m) => Ok((m.start, m.size(), m.addr)),
+            None if self.iotlb => Err(RingError::Miss),
+            None => Err(RingError::Fault),
+        }
     }
     fn log_used(&self, offset: u64, len: u64) {
         self.events.borrow_mut().push(Ev::Log(offset, len));
@@ -376,7 +394,8 @@ struct Reference<'a> {
 
 impl Reference<'_> {
     /// `translate_desc()`; the running total is kept wide, so it cannot wrap.
-    fn translate(&self, gpa: u64, len: u32, cap: usize) -> Result<Vec<Iov>, RingError> {
+    fn translate(&self, gpa: u64, len: u32, cap: usize, access: u8) -> Result<Vec<Iov>, RingError> {
+        let iotlb = self.mem.iotlb;
         let len = u128::from(len);
         let last = gpa.wrapping_add(len as u64).wrapping_sub(1);
         let (mut addr, mut s, mut v) = (gpa, 0u128, Vec::new());
@@ -384,9 +403,17 @@ impl Reference<'_> {
             if v.len() >= cap {
                 return Err(RingError::TooManySegments);
             }
-            let m = self.mem.find(addr, last).ok_or(RingError::Fault)?;
+            let hole = if iotlb {
+                RingError::Miss
+            } else {
+                RingError::Fault
+            };
+            let m = self.mem.find(addr, last).ok_or(hole)?;
             if m.start > addr {
-                return Err(RingError::Fault);
+                return Err(hole);
+            }
+            if iotlb && m.perm & access == 0 {
+                return Err(RingError::Perm);
             }
             let size = u128::from(m.size());
             let avail = size - u128::from(addr - m.start);
@@ -425,7 +452,12 @@ impl Reference<'_> {
         cap: usize,
         log_cap: Option<usize>,
     ) -> Result<(), RingError> {
-        let segs = self.translate(d.addr, d.len, cap - c.out.len() - c.inn.len())?;
+        let access = if d.flags & VRING_DESC_F_WRITE != 0 {
+            ACCESS_WO
+        } else {
+            ACCESS_RO
+        };
+        let segs = self.translate(d.addr, d.len, cap - c.out.len() - c.inn.len(), access)?;
         if d.flags & VRING_DESC_F_WRITE != 0 {
             if !segs.is_empty() {
                 if let Some(lc) = log_cap {
@@ -460,7 +492,7 @@ impl Reference<'_> {
         if !ind.len.is_multiple_of(16) {
             return Err(RingError::IndirectLen(ind.len));
         }
-        let table = match self.translate(ind.addr, ind.len, 16) {
+        let table = match self.translate(ind.addr, ind.len, 16, ACCESS_RO) {
             Err(RingError::TooManySegments) => return Err(RingError::Fault),
             r => r?,
         };
@@ -762,6 +794,7 @@ impl<'a> Fuzz<'a> {
             events: RefCell::new(Vec::new()),
             fail_in: Cell::new(0),
             injected: Cell::new(false),
+            iotlb: feat & 0x10 != 0,
         };
         // The memory table: 1 to 4 regions, usually small and inside the owner space.
         for _ in 0..1 + inp.u8() % 4 {
@@ -783,7 +816,8 @@ impl<'a> Fuzz<'a> {
                 2 => inp.u64(),
                 _ => BASE.wrapping_sub(u64::from(inp.u16())),
             };
-            mem.add_map(start, last, addr);
+            let perm = if mem.iotlb { sel >> 6 } else { ACCESS_RW };
+            mem.add_map(start, last, addr, perm);
         }
         if inp.u8() >= 0xc0 {
             mem.no_read = inp.u16();
@@ -1246,7 +1280,9 @@ impl<'a> Fuzz<'a> {
         self.trace(format_args!(
             "translate {gpa:#x}+{len:#x} at {at}/{cap}: {r:?}"
         ));
-        let want = self.reference().translate(gpa, len, cap - at);
+        let want = self
+            .reference()
+            .translate(gpa, len, cap - at, ring::ACCESS_RO);
         if let Ok(n) = r {
             assert!(at + n <= cap);
             assert!(iov[..at].iter().all(|s| *s == SENTINEL));
