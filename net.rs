@@ -19,8 +19,9 @@ use crate::{
     user,
     zerocopy::ZeroCopy,
 };
+use core::ffi::c_void;
 use kernel::{
-    debugfs,
+    bindings, debugfs,
     fs::File,
     iov::{IovIterDest, IovIterSource},
     new_mutex,
@@ -29,6 +30,7 @@ use kernel::{
     seq_print,
     str::CString,
     sync::{aref::ARef, poll::PollTable, Arc, Mutex},
+    types::ForeignOwnable,
 };
 
 /// Feature bits we offer, by word of the 128-bit feature array: the set vhost_net.ko 7.3
@@ -780,4 +782,26 @@ fn skip_bytes(iov: &mut [Iov], cnt: usize, mut n: u64) -> Option<usize> {
         }
     }
     Some(i)
+}
+
+/// `vhost_chr_poll()`, which helpers.c adds to the file's operations: readable while an
+/// IOTLB miss waits to be read.
+///
+/// # Safety
+///
+/// `data` is the private data of `file`, a file open on our device (an `Arc<VhostNet>` made
+/// foreign by the miscdevice's open), and `table` a poll table valid for the call.
+#[no_mangle]
+unsafe extern "C" fn vhost_rs_file_poll(
+    data: *mut c_void,
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table,
+) -> u32 {
+    // SAFETY: the caller's contract: the file holds the Arc for as long as it is open.
+    let dev = unsafe { <Arc<VhostNet> as ForeignOwnable>::borrow(data) };
+    // SAFETY: the caller's contract.
+    let file = unsafe { File::from_raw_file(file) };
+    // SAFETY: the caller's contract.
+    let table = unsafe { PollTable::from_raw(table) };
+    dev.poll(file, &table)
 }

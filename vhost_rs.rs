@@ -17,16 +17,13 @@ mod uapi;
 mod user;
 mod zerocopy;
 
-use core::ffi::c_void;
 use kernel::{
-    bindings,
     fs::{File, Kiocb},
     iov::{IovIterDest, IovIterSource},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
     seq_file::SeqFile,
-    sync::{poll::PollTable, Arc, ArcBorrow},
-    types::ForeignOwnable,
+    sync::{Arc, ArcBorrow},
 };
 
 module! {
@@ -100,26 +97,4 @@ impl MiscDevice for net::VhostNet {
     fn compat_ioctl(me: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         me.ioctl(cmd, arg as u64)
     }
-}
-
-/// `vhost_chr_poll()`, which helpers.c adds to the file's operations: readable while an
-/// IOTLB miss waits to be read.
-///
-/// # Safety
-///
-/// `data` is the private data of `file`, a file open on our device (an `Arc<VhostNet>` made
-/// foreign by the miscdevice's open), and `table` a poll table valid for the call.
-#[no_mangle]
-unsafe extern "C" fn vhost_rs_file_poll(
-    data: *mut c_void,
-    file: *mut bindings::file,
-    table: *mut bindings::poll_table,
-) -> u32 {
-    // SAFETY: the caller's contract: the file holds the Arc for as long as it is open.
-    let dev = unsafe { <Arc<net::VhostNet> as ForeignOwnable>::borrow(data) };
-    // SAFETY: the caller's contract.
-    let file = unsafe { File::from_raw_file(file) };
-    // SAFETY: the caller's contract.
-    let table = unsafe { PollTable::from_raw(table) };
-    dev.poll(file, &table)
 }
