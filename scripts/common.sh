@@ -9,6 +9,8 @@ KERNEL_PKG_VERSION_PIN=${KERNEL_PKG_VERSION_PIN:-7.3.4-1~bpo13+1}
 BINDGEN_VERSION=0.72.1
 VIRTME_NG_VERSION=1.42
 LLVM_BIN=/usr/lib/llvm-19/bin
+# dpdk-testpmd as setup unpacks it (tests/vhost_dpdk.c); scripts/vm.sh passes VHOST_RS_* on.
+export VHOST_RS_TESTPMD=${VHOST_RS_TESTPMD:-$VHOST_RS_CACHE/dpdk/testpmd}
 export PATH="$LLVM_BIN:$HOME/.cargo/bin:$PATH"
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 

@@ -121,4 +121,46 @@ if [ -z "$src" ] || [ ! -f "$src/Makefile" ]; then
 	echo "$ver" >"$VHOST_RS_CACHE/kernel-src.version"
 fi
 
+# 6. DPDK's dpdk-testpmd (bookworm's dpdk-dev), the independent virtio driver of
+#    tests/vhost_dpdk.c: unpacked under the cache with the libraries it needs that the machine
+#    lacks, not installed. Installing dpdk-dev would pull udev in (through rdma-core), see 1.
+#    The wrapper loads only the three PMDs the test needs (vdev bus, ring mempool, virtio).
+dpdk=$VHOST_RS_CACHE/dpdk
+if [ ! -f "$dpdk/ok" ] || [ "$(cat "$dpdk/ok")" != "$(apt-cache policy dpdk-dev | awk '/Candidate:/ {print $2}')" ]; then
+	step "unpacking dpdk-testpmd (Debian dpdk-dev) under the cache"
+	closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+		--no-breaks --no-replaces --no-enhances dpdk-dev | grep -E '^[a-z0-9]' | sort -u)
+	want=()
+	for p in $closure; do
+		case $p in
+		dpdk-dev | librte-* | ibverbs-providers) ;;
+		*-dev | *-bin | *-common) continue ;;
+		lib*) ;;
+		*) continue ;;
+		esac
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || want+=("$p")
+	done
+	tmp=$(mktemp -d)
+	(cd "$tmp" && { apt-get download -qq "${want[@]}" >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null && apt-get download -qq "${want[@]}" >/dev/null; }; })
+	rm -rf "$dpdk"
+	mkdir -p "$dpdk"
+	for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$dpdk/root"; done
+	rm -rf "$tmp"
+	lib=$dpdk/root/usr/lib/x86_64-linux-gnu
+	pmds=$(ls -d "$lib"/dpdk/pmds-* | head -1)
+	so=so.$(basename "$pmds" | sed 's/^pmds-\([0-9]*\).*/\1/')	# so.23: unversioned names are in -dev
+	cat >"$dpdk/testpmd" <<WRAP
+#!/bin/sh
+# dpdk-testpmd from the unpacked dpdk-dev (scripts/setup.sh), with only the PMDs it needs.
+export LD_LIBRARY_PATH=$lib
+exec $dpdk/root/usr/bin/dpdk-testpmd -d $pmds/librte_bus_vdev.$so -d $pmds/librte_mempool_ring.$so -d $pmds/librte_net_virtio.$so "\$@"
+WRAP
+	chmod +x "$dpdk/testpmd"
+	miss=$(for f in "$dpdk/root/usr/bin/dpdk-testpmd" "$pmds"/librte_{bus_vdev,mempool_ring,net_virtio}.$so; do
+		[ -e "$f" ] || echo "$f"; LD_LIBRARY_PATH=$lib ldd "$f" 2>&1 | grep 'not found' || true; done | sort -u)
+	[ -z "$miss" ] || die "dpdk-testpmd lacks libraries: $miss"
+	apt-cache policy dpdk-dev | awk '/Candidate:/ {print $2}' >"$dpdk/ok"
+fi
+
 echo "setup: ok (cache in $VHOST_RS_CACHE)"
