@@ -176,6 +176,41 @@ static inline void frame_tcp4_nocsum(uint8_t *f, size_t len, unsigned int seed)
 	tcp[14] = 0xff;
 }
 
+/* Offsets in frame_vxlan4()'s frames. */
+#define VXLAN_OUTER_TH	34	/* outer UDP header */
+#define VXLAN_INNER_NH	64	/* inner IPv4 header: 34 + UDP 8 + VXLAN 8 + Ethernet 14 */
+#define VXLAN_INNER_TH	84	/* inner TCP header */
+
+/*
+ * A VXLAN frame of @len (>= 104) bytes carrying TCP/IPv4, as a guest hands one over for UDP
+ * tunnel GSO: outer Ethernet and IPv4 (valid checksum), UDP 49152 -> 4789 (VXLAN) without
+ * checksum, VXLAN with VNI 42, then frame_tcp4()'s frame of @len - 50 bytes (its TCP
+ * checksum field the pseudo-header sum, for the device to finish).
+ */
+static inline void frame_vxlan4(uint8_t *f, size_t len, unsigned int seed)
+{
+	uint8_t *ip = f + 14, *udp = f + VXLAN_OUTER_TH, *vx = udp + 8;
+	uint16_t c;
+
+	frame_tcp4(f + 50, len - 50, seed);
+	memcpy(f, frame_mac_nobody, 6);
+	memcpy(f + 6, frame_mac_src, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(ip, 0, 36);
+	frame_ip4_hdr(ip, len - 14, 17);
+	c = ~ip_csum(ip, 20, 0);
+	ip[10] = c >> 8;
+	ip[11] = c & 0xff;
+	udp[0] = 0xc0;			/* 49152 */
+	udp[2] = 4789 >> 8;
+	udp[3] = 4789 & 0xff;
+	udp[4] = (len - 34) >> 8;
+	udp[5] = (len - 34) & 0xff;
+	vx[0] = 0x08;			/* VNI valid */
+	vx[6] = 42;			/* VNI 42 */
+}
+
 /*
  * A UDP/IPv4 frame of @len (>= 46) bytes, source port 1000 + @seq (one flow per frame),
  * destination 2000, to nobody, valid IP checksum, no UDP checksum, no DF; @seq big-endian

@@ -15,6 +15,7 @@
 #define VCASE_H
 
 #include <sched.h>
+#include <stdarg.h>
 #include <sys/mount.h>
 
 #include "kselftest_harness.h"
@@ -30,6 +31,32 @@ static char skip_reason[256];	/* why the case returned R_SKIP */
 
 #define FAIL(...) do { ktap_diag(__VA_ARGS__); return R_FAIL; } while (0)
 #define CASE_SKIP(...) do { snprintf(skip_reason, 256, __VA_ARGS__); return R_SKIP; } while (0)
+
+/* Runs a shell command; on failure prints its output as diagnostics. Returns its status. */
+static inline int __attribute__((format(printf, 1, 2))) run(const char *fmt, ...)
+{
+	char cmd[512], line[256];
+	va_list ap;
+	FILE *p;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd) - 8, fmt, ap);
+	va_end(ap);
+	strcat(cmd, " 2>&1");
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	char out[1024] = "";
+	while (fgets(line, sizeof(line), p))
+		if (strlen(out) + strlen(line) < sizeof(out))
+			strcat(out, line);
+	st = pclose(p);
+	if (st) {
+		ktap_diag("`%s` failed (status %d): %s", cmd, st, out);
+	}
+	return st;
+}
 
 /* The case's own namespaces: a fresh netns, and a private sysfs that shows it. 0, or -1. */
 static inline int case_namespaces(void)

@@ -46,32 +46,6 @@
 
 /* ---- shell and interfaces ------------------------------------------------------------ */
 
-/* Runs a shell command; on failure prints its output as diagnostics. Returns its status. */
-static inline int __attribute__((format(printf, 1, 2))) run(const char *fmt, ...)
-{
-	char cmd[512], line[256];
-	va_list ap;
-	FILE *p;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd) - 8, fmt, ap);
-	va_end(ap);
-	strcat(cmd, " 2>&1");
-	p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	char out[1024] = "";
-	while (fgets(line, sizeof(line), p))
-		if (strlen(out) + strlen(line) < sizeof(out))
-			strcat(out, line);
-	st = pclose(p);
-	if (st) {
-		ktap_diag("`%s` failed (status %d): %s", cmd, st, out);
-	}
-	return st;
-}
-
 /* A veth pair va/vb, both up. Returns 0, R_SKIP (no `ip`/veth) or R_FAIL. */
 static inline int veth_create(const char *va, const char *vb)
 {

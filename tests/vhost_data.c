@@ -533,11 +533,12 @@ static void rx_read(struct ctx *c, unsigned int head, uint8_t *dst, uint32_t len
 
 /*
  * The frame @f sent into the tap must fill the next @nbufs posted buffers (whole
- * buffers but the last), with a header of all zeroes but num_buffers (= @nbufs,
+ * buffers but the last), with header @hdr (NULL: all zeroes) but num_buffers (= @nbufs,
  * when the header has that field), then the frame. With @send false the frame is
  * already on its way.
  */
-static int rx_expect(struct ctx *c, const uint8_t *f, size_t len, unsigned int nbufs, bool send)
+static int rx_expect_hdr(struct ctx *c, const void *hdr, const uint8_t *f, size_t len,
+			 unsigned int nbufs, bool send)
 {
 	uint8_t want_hdr[sizeof(struct virtio_net_hdr_v1_hash_tunnel)] = { 0 };
 	size_t tot = c->hdr_len + len, off = 0;
@@ -572,22 +573,30 @@ static int rx_expect(struct ctx *c, const uint8_t *f, size_t len, unsigned int n
 		rx_read(c, id, got + off, ulen);
 		off += ulen;
 	}
+	if (hdr)
+		memcpy(want_hdr, hdr, c->hdr_len);
 	if (c->hdr_len >= sizeof(struct virtio_net_hdr_mrg_rxbuf))
 		((struct virtio_net_hdr_mrg_rxbuf *)want_hdr)->num_buffers = nbufs;
 	d = first_diff(got, want_hdr, c->hdr_len);
 	if (d >= 0) {
-		char hex[3 * sizeof(want_hdr) + 1];
+		char hex[3 * sizeof(want_hdr) + 1], want[3 * sizeof(want_hdr) + 1];
 
-		for (k = 0; k < c->hdr_len; k++)
+		for (k = 0; k < c->hdr_len; k++) {
 			sprintf(hex + 3 * k, " %02x", got[k]);
-		FAIL("%s: RX %zu bytes: header is%s, expected zeroes and num_buffers %u", c->name,
-		     len, hex, nbufs);
+			sprintf(want + 3 * k, " %02x", want_hdr[k]);
+		}
+		FAIL("%s: RX %zu bytes: header is%s, expected%s", c->name, len, hex, want);
 	}
 	d = first_diff(got + c->hdr_len, f, len);
 	if (d >= 0)
 		FAIL("%s: RX %zu bytes: data differs at byte %d: %#x, expected %#x", c->name, len,
 		     d, got[c->hdr_len + d], f[d]);
 	return R_PASS;
+}
+
+static int rx_expect(struct ctx *c, const uint8_t *f, size_t len, unsigned int nbufs, bool send)
+{
+	return rx_expect_hdr(c, NULL, f, len, nbufs, send);
 }
 
 /* Nothing more may arrive on RX within SETTLE ms. */
@@ -1229,6 +1238,159 @@ static int case_udp_tunnel_hdr(const char *dev)
 	return r;
 }
 
+/* ---- UDP tunnel GSO: VXLAN frames both ways --------------------------------------- */
+
+#define TNL_GSO_SIZE	1400
+#define TNL_OFFLOADS	(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UDP_TUNNEL_GSO | \
+			 TUN_F_UDP_TUNNEL_GSO_CSUM)
+
+/*
+ * The 24-byte header of a frame_vxlan4() frame for UDP tunnel GSO of its inner TCP in
+ * TNL_GSO_SIZE segments; @hdr_len is the header's hdr_len (what tun reports is its skb's
+ * linear part, see the case).
+ */
+static void tnl_hdr(struct virtio_net_hdr_v1_hash_tunnel *h, uint16_t hdr_len)
+{
+	memset(h, 0, sizeof(*h));
+	h->hash_hdr.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h->hash_hdr.hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4;
+	h->hash_hdr.hdr.hdr_len = hdr_len;
+	h->hash_hdr.hdr.gso_size = TNL_GSO_SIZE;
+	h->hash_hdr.hdr.csum_start = VXLAN_INNER_TH;
+	h->hash_hdr.hdr.csum_offset = 16;
+	h->outer_th_offset = VXLAN_OUTER_TH;
+	h->inner_nh_offset = VXLAN_INNER_NH;
+}
+
+static void hex24(char *out, const void *p)
+{
+	unsigned int k;
+
+	for (k = 0; k < sizeof(struct virtio_net_hdr_v1_hash_tunnel); k++)
+		sprintf(out + 3 * k, " %02x", ((const uint8_t *)p)[k]);
+}
+
+/* Reads the next frame of @len bytes (with its 24-byte header) off tap @t into got. */
+static ssize_t tap_read_len(struct tap *t, size_t len, int ms)
+{
+	long long end = now_ms() + ms;
+	struct pollfd p = { .fd = t->fd, .events = POLLIN };
+	ssize_t n;
+
+	while (now_ms() < end) {
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		n = read(t->fd, got, sizeof(got));
+		if (n == (ssize_t)(sizeof(struct virtio_net_hdr_v1_hash_tunnel) + len))
+			return n;
+		if (n > 0)
+			ktap_diag("  (%zd bytes on %s, not ours: skipped)", n, t->name);
+	}
+	return -1;
+}
+
+/*
+ * VXLAN GSO frames both ways, as a guest with the UDP tunnel GSO bits moves them (7.3's
+ * tun, with a 24-byte header and TUN_F_UDP_TUNNEL_GSO, carries them unsegmented):
+ * the device's tap and a peer tap in bridge vxbr0, both with the tunnel offloads on, as
+ * QEMU sets them.
+ *   TX: the guest's frames of 2104 bytes (tun takes them through its XDP batch: they fit
+ *       a page) and 9000 bytes (through sendmsg) leave the peer tap byte for byte, with the
+ *       guest's header but hdr_len (see hdr_len_out);
+ *   RX: frames of both sizes written into the peer tap land in mergeable 2048-byte buffers
+ *       whole, with the header as written but hdr_len (the same) and num_buffers.
+ * Both devices, the same fixed expectations (pinned from vhost_net.ko 7.3's result).
+ */
+static int tnl_gso_run(struct ctx *c, struct tap *peer)
+{
+	static const size_t lens[] = { 2104, 9000 };
+	/* hdr_len as tun reports it (tun_vnet_hdr_tnl_from_skb()): its skb's linear part, all
+	 * of a frame that fits a page (tun builds the skb around it: its XDP batch from vhost,
+	 * tun_build_skb() from write()), the headers, inner TCP included, of a bigger one. */
+	static const uint16_t hdr_len_out[] = { 2104, VXLAN_INNER_TH + 20 };
+	struct virtio_net_hdr_v1_hash_tunnel h, want;
+	char what[64], hx[80], wx[80];
+	unsigned int i;
+	const char *step;
+	int head, d, r;
+	ssize_t n;
+
+	if (ioctl(c->tap.fd, TUNSETOFFLOAD, TNL_OFFLOADS) < 0)
+		FAIL("%s: TUNSETOFFLOAD %#x: %s", c->tap.name, TNL_OFFLOADS, strerror(errno));
+	r = tap_create(peer, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, sizeof(h), MTU, &step);
+	if (r)
+		FAIL("peer tap: %s: %s", step, strerror(-r));
+	if (ioctl(peer->fd, TUNSETOFFLOAD, TNL_OFFLOADS) < 0)
+		FAIL("%s: TUNSETOFFLOAD %#x: %s", peer->name, TNL_OFFLOADS, strerror(errno));
+	if (run("ip link add vxbr0 type bridge && sysctl -qw net.ipv6.conf.vxbr0.disable_ipv6=1 "
+		"&& ip link set vxbr0 up && ip link set %s master vxbr0 && "
+		"ip link set %s master vxbr0", c->tap.name, peer->name))
+		FAIL("cannot make bridge vxbr0 with %s and %s", c->tap.name, peer->name);
+	for (i = 0; i < NLENS(lens); i++) {
+		snprintf(what, sizeof(what), "VXLAN GSO TX of %zu bytes", lens[i]);
+		frame_vxlan4(frame, lens[i], 700 + i);
+		tnl_hdr(&h, 0);
+		vr_set_used_event(&c->tx, c->tx.last_used);
+		head = tx_add(c, &h, frame, lens[i], L_SPLIT, 0);
+		vr_publish(&c->tx, head);
+		vr_kick(&c->tx);
+		if (!vr_wait_call(&c->tx, TMO) || !vr_wait_used(&c->tx, 1, 100))
+			FAIL("%s: %s: no call/used within %d ms (used idx %u)", c->name, what, TMO,
+			     vr_used_idx(&c->tx));
+		if (tx_check_used(c, head, what) != R_PASS)
+			return R_FAIL;
+		n = tap_read_len(peer, lens[i], TMO);
+		if (n < 0)
+			FAIL("%s: %s: no frame of %zu bytes on %s within %d ms (segmented?)", c->name,
+			     what, lens[i], peer->name, TMO);
+		tnl_hdr(&want, hdr_len_out[i]);
+		hex24(hx, got);
+		hex24(wx, &want);
+		if (memcmp(got, &want, sizeof(want)))
+			FAIL("%s: %s: header on %s is%s, expected%s", c->name, what, peer->name, hx, wx);
+		d = first_diff(got + sizeof(want), frame, lens[i]);
+		if (d >= 0)
+			FAIL("%s: %s: frame differs at byte %d", c->name, what, d);
+	}
+	r = rx_post_small(c, 16, 2048);
+	vr_kick(&c->rx);
+	for (i = 0; r == R_PASS && i < NLENS(lens); i++) {
+		frame_vxlan4(frame, lens[i], 710 + i);
+		tnl_hdr(&h, VXLAN_INNER_TH + 20);
+		memcpy(got, &h, sizeof(h));
+		memcpy(got + sizeof(h), frame, lens[i]);
+		vr_set_used_event(&c->rx, c->rx.last_used);
+		n = write(peer->fd, got, sizeof(h) + lens[i]);
+		if (n != (ssize_t)(sizeof(h) + lens[i]))
+			FAIL("writing %zu bytes into %s: %s", sizeof(h) + lens[i], peer->name,
+			     n < 0 ? strerror(errno) : "short write");
+		tnl_hdr(&want, hdr_len_out[i]);
+		r = rx_expect_hdr(c, &want, frame, lens[i],
+				  (sizeof(h) + lens[i] + 2047) / 2048, false);
+	}
+	return r;
+}
+
+static int case_udp_tunnel_gso(const char *dev)
+{
+	uint64_t hi = F(VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO - 64) |
+		      F(VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO - 64);
+	struct tap peer = { .fd = -1 };
+	struct ctx c;
+	int r = ctx_open_hi(&c, dev, QEMU_FEATURES, hi, false);
+
+	if (r == R_PASS && system("command -v ip >/dev/null 2>&1"))
+		CASE_SKIP("iproute2 `ip` not found");
+	run("ip link del vxbr0 2>/dev/null; true");
+	if (r == R_PASS)
+		r = tnl_gso_run(&c, &peer);
+	run("ip link del vxbr0 2>/dev/null; true");
+	if (peer.fd >= 0)
+		close(peer.fd);
+	ctx_close(&c);
+	return r;
+}
+
 /* ---- the cases, each a test of both devices (kselftest_harness.h) ------------------ */
 
 VCASE_FIXTURE(data, NULL);
@@ -1321,6 +1483,11 @@ TEST_F_TIMEOUT(data, rx_in_order, CASE_TMO_S)
 TEST_F_TIMEOUT(data, udp_tunnel_hdr, CASE_TMO_S)
 {
 	vcase_run(_metadata, case_udp_tunnel_hdr, self->path);
+}
+
+TEST_F_TIMEOUT(data, udp_tunnel_gso, CASE_TMO_S)
+{
+	vcase_run(_metadata, case_udp_tunnel_gso, self->path);
 }
 
 TEST_HARNESS_MAIN
