@@ -12,7 +12,11 @@
  * types and offsets over plausible TCP/UDP frames, avail indexes that jump, heads out of
  * range, flags and event indexes at random, kicks or none, frames injected into the tap at
  * random sizes, backends detached and attached again. The same seed gives the same episode
- * on both devices.
+ * on both devices. Among the features are IN_ORDER and ACCESS_PLATFORM: with the latter the
+ * guest's addresses are IOVAs, mapped (identity, as v1 or v2 messages) whole or not at all at
+ * first, then churned: ranges invalidated and mapped again with random permissions, hostile
+ * messages (bad types, sizes, wrapping ranges, no permission), and misses answered a page or
+ * a region at a time (one outside guest memory maps a scratch page with guard pages).
  *
  * Invariants checked after every episode (a failure prints the seed to replay it):
  * - the device answers: detaching the backends and GET_VRING_BASE succeed, and no ioctl or
@@ -61,6 +65,7 @@
 /* The sane companion device: region C, first 2 MiB; the rest of C is a canary. */
 #define S_BASE		G_C_GPA
 #define S_END		(G_C_GPA + 0x200000ULL)
+#define F_MEM_END	(G_C_GPA + G_C_SIZE)			/* end of guest memory */
 
 #define MAX_NUM		256
 #define FRAME_MAX	9000
@@ -90,6 +95,7 @@ static bool chance(struct rng *r, unsigned int pct)
 }
 
 static struct guest G;
+static uint8_t *scratch;		/* one page, guard pages around: misses outside memory */
 static uint8_t *shadow;			/* what guest memory must hold, but for allowed bytes */
 static uint8_t *rx_written;		/* per byte of the RX arena: described writable */
 static int kmsg_fd = -1;
@@ -139,6 +145,10 @@ static int fuzz_guest_init(void)
 		     G.memfd, 0);
 	if (G.mem == MAP_FAILED)
 		return -errno;
+	res = mmap(NULL, 3 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED || mprotect(res + 4096, 4096, PROT_READ | PROT_WRITE))
+		return -errno;
+	scratch = res + 4096;
 	shadow = malloc(G_MEM_SIZE);
 	rx_written = malloc(F_RX_END - F_RX_GPA);
 	if (!shadow || !rx_written)
@@ -297,17 +307,21 @@ struct fdev {
 	int snd;		/* packet socket injecting frames into the tap (the guest's RX) */
 	uint64_t features;
 	unsigned int hlen;	/* the virtio-net header the guest writes on TX */
+	bool v2;		/* IOTLB messages as struct vhost_msg_v2 */
 	struct fq q[2];
 };
 
 struct stats {
-	unsigned long long episodes, chains[2], hostile, frames, kicks, errs, steps, calls;
+	unsigned long long episodes, chains[2], hostile, frames, kicks, errs, steps, calls, misses;
 };
 
-/* Everything vhost-net offers but LOG_ALL (logging needs a log region: see the note). */
+/* Everything vhost-net offers but LOG_ALL (logging needs a log region: see the note) and
+ * RING_RESET (nothing to fuzz: it changes no ioctl). */
 #define FUZZ_FEATURES ((1ULL << VIRTIO_F_NOTIFY_ON_EMPTY) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | \
 		       (1ULL << VIRTIO_RING_F_EVENT_IDX) | (1ULL << VHOST_NET_F_VIRTIO_NET_HDR) | \
-		       (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_NET_F_MRG_RXBUF))
+		       (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_NET_F_MRG_RXBUF) | \
+		       (1ULL << VIRTIO_F_IN_ORDER) | (1ULL << VIRTIO_F_ACCESS_PLATFORM))
+#define F_AP (1ULL << VIRTIO_F_ACCESS_PLATFORM)
 
 static int set_backend(int vfd, unsigned int idx, int fd)
 {
@@ -342,6 +356,12 @@ static int fq_setup(struct fdev *d, unsigned int qi, unsigned int num, const cha
 	struct vhost_vring_file f = { .index = qi };
 	static const uint8_t zero[0x4000];
 
+	/* With ACCESS_PLATFORM the ring addresses are IOVAs too: the GPAs, mapped identity. */
+	if (d->features & F_AP) {
+		a.desc_user_addr = base;
+		a.avail_user_addr = base + 0x1000;
+		a.used_user_addr = base + F_USED_OFF;
+	}
 	q->num = num;
 	q->avail_idx = 0;
 	memset(q->heads_seen, 0, sizeof(q->heads_seen));
@@ -783,6 +803,116 @@ static int tap_open(struct tap *t, struct rng *r, bool vnet_hdr, char *why, size
 	return e;
 }
 
+/* ---- the device IOTLB, when ACCESS_PLATFORM is acked --------------------------------- */
+
+/* One IOTLB message; the device's errors are its answer to hostile ones. */
+static void iotlb_msg(struct fdev *d, uint8_t type, uint64_t iova, uint64_t size,
+		      uint64_t uaddr, uint8_t perm)
+{
+	struct vhost_msg_v2 m2 = { .type = VHOST_IOTLB_MSG_V2 };
+	struct vhost_msg m1 = { .type = VHOST_IOTLB_MSG };
+	struct vhost_iotlb_msg *m = d->v2 ? &m2.iotlb : &m1.iotlb;
+	ssize_t n;
+
+	m->iova = iova;
+	m->size = size;
+	m->uaddr = uaddr;
+	m->perm = perm;
+	m->type = type;
+	n = d->v2 ? write(d->vfd, &m2, sizeof(m2)) : write(d->vfd, &m1, sizeof(m1));
+	(void)n;
+}
+
+/* UPDATEs mapping guest memory in [gpa, gpa + len) at the same IOVAs with @perm. */
+static void iotlb_map(struct fdev *d, uint64_t gpa, uint64_t len, uint8_t perm)
+{
+	unsigned int i;
+
+	for (i = 0; i < G_NREGIONS; i++) {
+		const struct g_region *g = &g_regions[i];
+		uint64_t a = gpa > g->gpa ? gpa : g->gpa;
+		uint64_t b = gpa + len < g->gpa + g->size ? gpa + len : g->gpa + g->size;
+
+		if (a < b)
+			iotlb_msg(d, VHOST_IOTLB_UPDATE, a, b - a,
+				  (uint64_t)(uintptr_t)(G.mem + g->off + (a - g->gpa)), perm);
+	}
+}
+
+/*
+ * Answers up to 32 misses the device reported: the page of one in guest memory, or its
+ * whole memory, read-write; a page outside it maps the scratch page.
+ */
+static void iotlb_answer(struct rng *r, struct fdev *d, struct stats *st)
+{
+	struct pollfd p = { .fd = d->vfd, .events = POLLIN };
+	/* struct vhost_msg and struct vhost_msg_v2 both hold the iotlb message at 8. */
+	uint64_t buf[9];
+	const struct vhost_iotlb_msg *m = (const void *)(buf + 1);
+	int k;
+
+	for (k = 0; k < 32 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN); k++) {
+		uint64_t page;
+
+		if (read(d->vfd, buf, sizeof(buf)) != sizeof(buf) || m->type != VHOST_IOTLB_MISS)
+			break;
+		st->misses++;
+		page = m->iova & ~0xfffULL;
+		if (!g_hva(&G, m->iova, NULL))
+			iotlb_msg(d, VHOST_IOTLB_UPDATE, page, 4096, (uint64_t)(uintptr_t)scratch,
+				  VHOST_ACCESS_RW);
+		else if (chance(r, 50))
+			iotlb_map(d, page, 4096, VHOST_ACCESS_RW);
+		else
+			iotlb_map(d, 0, F_MEM_END, VHOST_ACCESS_RW);
+	}
+}
+
+/* IOTLB churn: invalidations, remaps with random permissions, hostile messages, answers. */
+static void iotlb_churn(struct rng *r, struct fdev *d, struct stats *st)
+{
+	uint64_t iova = (chance(r, 80) ? rn(r, F_RX_END + 0x100000) : G_C_GPA + rn(r, G_C_SIZE)) &
+			~0xfffULL;
+	uint64_t size = 1 + rn(r, 0x100000);
+	uint8_t type;
+
+	switch (rn(r, 6)) {
+	case 0:
+		iotlb_msg(d, VHOST_IOTLB_INVALIDATE, iova, chance(r, 90) ? size : -iova, 0, 0);
+		break;
+	case 1:
+		iotlb_map(d, iova, size, rn(r, 4));
+		break;
+	case 2:	/* hostile: any type, size and permission, but never a usable mapping past the
+		 * scratch page: an UPDATE larger than it is larger than user space, refused */
+		type = rn(r, 10);
+		size = rn(r, 4097);
+		if (chance(r, 50))
+			size = type == VHOST_IOTLB_UPDATE ? (1ULL << 63) | rnd(r) : rnd(r);
+		iotlb_msg(d, type, chance(r, 50) ? iova : rnd(r), size,
+			  (uint64_t)(uintptr_t)scratch, rn(r, 8));
+		break;
+	default:
+		iotlb_answer(r, d, st);
+	}
+}
+
+/*
+ * Attaches the tap to queue @qi. With ACCESS_PLATFORM, rings churned out of the IOTLB make
+ * that EFAULT, as in vhost.c (vhost_vq_init_access()): then the rings are mapped again and
+ * it must work.
+ */
+static int attach(struct fdev *d, unsigned int qi)
+{
+	int e = set_backend(d->vfd, qi, d->t.fd);
+
+	if (e == -EFAULT && (d->features & F_AP)) {
+		iotlb_map(d, 0, F_IND_GPA, VHOST_ACCESS_RW);
+		e = set_backend(d->vfd, qi, d->t.fd);
+	}
+	return e;
+}
+
 static int episode(const char *path, uint64_t seed, struct stats *st, char *why, size_t cap)
 {
 	struct rng r = { seed };
@@ -828,6 +958,18 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 		snprintf(why, cap, "SET_MEM_TABLE: %s", strerror(-e));
 		goto out;
 	}
+	if (d.features & F_AP) {
+		uint64_t bf = 1ULL << VHOST_BACKEND_F_IOTLB_MSG_V2;
+
+		d.v2 = chance(&r, 50);
+		if (d.v2 && ioctl(d.vfd, VHOST_SET_BACKEND_FEATURES, &bf) < 0) {
+			snprintf(why, cap, "SET_BACKEND_FEATURES IOTLB_MSG_V2: %s", strerror(errno));
+			goto out;
+		}
+		/* All of guest memory, or the rings alone (else SET_BACKEND fails, as in
+		 * vhost.c): the buffers then miss. */
+		iotlb_map(&d, 0, chance(&r, 80) ? F_MEM_END : F_IND_GPA, VHOST_ACCESS_RW);
+	}
 	for (i = 0; i < 2; i++)
 		if ((e = fq_setup(&d, i, num, &what))) {
 			snprintf(why, cap, "%s: %s", what, strerror(-e));
@@ -869,7 +1011,7 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 			kick(&d.q[qi]);
 			st->kicks++;
 		} else if (op < 83) {			/* the backend goes and comes back */
-			if (set_backend(d.vfd, qi, -1) || set_backend(d.vfd, qi, d.t.fd)) {
+			if (set_backend(d.vfd, qi, -1) || attach(&d, qi)) {
 				snprintf(why, cap, "seed %llu: SET_BACKEND swap: %s",
 					 (unsigned long long)seed, strerror(errno));
 				goto out;
@@ -882,6 +1024,8 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 				{ .fd = d.q[1].err, .events = POLLIN },
 			};
 
+			if (d.features & F_AP)
+				iotlb_churn(&r, &d, st);
 			poll(p, 4, rn(&r, 20));
 		}
 		for (k = 0; k < 2; k++) {
@@ -1053,11 +1197,11 @@ TEST_F_TIMEOUT(fuzz, episodes, 86400)
 			ktap_diag("%s seed %llu: %s", dn, (unsigned long long)s, kwhy);
 	}
 	atomic_store(&wd_armed, 0);
-	ktap_diag("%s: %llu episodes (seeds %llu..%llu), %llu steps, %llu chains (RX %llu, TX %llu; %llu hostile), %llu frames injected, %llu kicks, %llu calls, %llu errors signalled, %lld s",
+	ktap_diag("%s: %llu episodes (seeds %llu..%llu), %llu steps, %llu chains (RX %llu, TX %llu; %llu hostile), %llu frames injected, %llu kicks, %llu calls, %llu errors signalled, %llu IOTLB misses answered, %lld s",
 		  dn, st.episodes, (unsigned long long)seed0,
 		  (unsigned long long)(seed0 + st.episodes - 1), st.steps,
 		  st.chains[0] + st.chains[1], st.chains[0], st.chains[1], st.hostile, st.frames,
-		  st.kicks, st.calls, st.errs, (now_ms() - t0) / 1000);
+		  st.kicks, st.calls, st.errs, st.misses, (now_ms() - t0) / 1000);
 	EXPECT_LE(0, kmsg_fd) TH_LOG("no /dev/kmsg: the kernel log could not be checked");
 	EXPECT_EQ(0, failed) TH_LOG("%d episodes failed; the first: %s", failed, first);
 	EXPECT_LT(0ULL, st.episodes) TH_LOG("no episode ran");
