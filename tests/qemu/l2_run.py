@@ -897,9 +897,9 @@ def cmd_run(a):
     a.size = len(payload)
     a.sha256 = hashlib.sha256(payload).hexdigest()
     os.makedirs(a.logdir, exist_ok=True)
-    if a.ringreset:
-        # Each stream must outlast the guest's two resizes (about a second each).
-        payload = payload * 16
+    if (a.ringreset or a.payload_repeat > 1) and not a.migrate:
+        # Ring reset: each stream must outlast the guest's two resizes (about a second each).
+        payload = payload * max(a.payload_repeat, 16 if a.ringreset else 1)
         a.size = len(payload)
         a.sha256 = hashlib.sha256(payload).hexdigest()
     if a.migrate:
@@ -1104,6 +1104,8 @@ def main():
                    help="live-migrate to a second QEMU (own tap, own fd) during the stream")
     r.add_argument("--migrate-delay", type=float, default=0.5,
                    help="seconds into the L1->L2 stream before the migration starts")
+    r.add_argument("--payload-repeat", type=int, default=1,
+                   help="each stream is the payload this many times (not with --migrate: see below)")
     r.add_argument("--migrate-repeat", type=int, default=16,
                    help="the payload is repeated this many times for --migrate")
     r.add_argument("--kill-delay", type=float, default=1.0,
