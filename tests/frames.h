@@ -176,6 +176,29 @@ static inline void frame_tcp4_nocsum(uint8_t *f, size_t len, unsigned int seed)
 	tcp[14] = 0xff;
 }
 
+/*
+ * The Ethernet header of a frame of @len bytes to nobody, type IPv4, and its IPv4 header
+ * for @proto with a valid checksum, DF if @df; the @zero bytes from the IP header on are
+ * cleared first.
+ */
+static inline void frame_eth_ip4(uint8_t *f, size_t len, uint8_t proto, size_t zero, bool df)
+{
+	uint8_t *ip = f + 14;
+	uint16_t c;
+
+	memcpy(f, frame_mac_nobody, 6);
+	memcpy(f + 6, frame_mac_src, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(ip, 0, zero);
+	frame_ip4_hdr(ip, len - 14, proto);
+	if (!df)
+		ip[6] = 0;
+	c = ~ip_csum(ip, 20, 0);
+	ip[10] = c >> 8;
+	ip[11] = c & 0xff;
+}
+
 /* Offsets in frame_vxlan4()'s frames. */
 #define VXLAN_OUTER_TH	34	/* outer UDP header */
 #define VXLAN_INNER_NH	64	/* inner IPv4 header: 34 + UDP 8 + VXLAN 8 + Ethernet 14 */
@@ -189,19 +212,10 @@ static inline void frame_tcp4_nocsum(uint8_t *f, size_t len, unsigned int seed)
  */
 static inline void frame_vxlan4(uint8_t *f, size_t len, unsigned int seed)
 {
-	uint8_t *ip = f + 14, *udp = f + VXLAN_OUTER_TH, *vx = udp + 8;
-	uint16_t c;
+	uint8_t *udp = f + VXLAN_OUTER_TH, *vx = udp + 8;
 
 	frame_tcp4(f + 50, len - 50, seed);
-	memcpy(f, frame_mac_nobody, 6);
-	memcpy(f + 6, frame_mac_src, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	memset(ip, 0, 36);
-	frame_ip4_hdr(ip, len - 14, 17);
-	c = ~ip_csum(ip, 20, 0);
-	ip[10] = c >> 8;
-	ip[11] = c & 0xff;
+	frame_eth_ip4(f, len, 17, 36, true);
 	udp[0] = 0xc0;			/* 49152 */
 	udp[2] = 4789 >> 8;
 	udp[3] = 4789 & 0xff;
@@ -218,20 +232,10 @@ static inline void frame_vxlan4(uint8_t *f, size_t len, unsigned int seed)
  */
 static inline void frame_udp4_seq(uint8_t *f, size_t len, uint32_t seq)
 {
-	uint8_t *ip = f + 14, *udp = f + 34;
-	uint16_t c;
+	uint8_t *udp = f + 34;
 	size_t i;
 
-	memcpy(f, frame_mac_nobody, 6);
-	memcpy(f + 6, frame_mac_src, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	memset(ip, 0, 28);
-	frame_ip4_hdr(ip, len - 14, 17);
-	ip[6] = 0;		/* no DF */
-	c = ~ip_csum(ip, 20, 0);
-	ip[10] = c >> 8;
-	ip[11] = c & 0xff;
+	frame_eth_ip4(f, len, 17, 28, false);
 	udp[0] = (1000 + seq) >> 8;
 	udp[1] = (1000 + seq) & 0xff;
 	udp[2] = 2000 >> 8;

@@ -497,4 +497,27 @@ err:
 	return -e;
 }
 
+/*
+ * Writes one IOTLB message to the device file @vfd, as struct vhost_msg_v2 (@v2) or struct
+ * vhost_msg. 0, -errno, or -EMSGSIZE for a short write.
+ */
+static inline int g_iotlb_write(int vfd, bool v2, uint8_t type, uint64_t iova, uint64_t size,
+				uint64_t uaddr, uint8_t perm)
+{
+	struct vhost_msg_v2 m2 = { .type = VHOST_IOTLB_MSG_V2 };
+	struct vhost_msg m1 = { .type = VHOST_IOTLB_MSG };
+	struct vhost_iotlb_msg *m = v2 ? &m2.iotlb : &m1.iotlb;
+	ssize_t n;
+
+	m->iova = iova;
+	m->size = size;
+	m->uaddr = uaddr;
+	m->perm = perm;
+	m->type = type;
+	n = v2 ? write(vfd, &m2, sizeof(m2)) : write(vfd, &m1, sizeof(m1));
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)(v2 ? sizeof(m2) : sizeof(m1)) ? 0 : -EMSGSIZE;
+}
+
 #endif /* GUEST_H */

@@ -809,18 +809,7 @@ static int tap_open(struct tap *t, struct rng *r, bool vnet_hdr, char *why, size
 static void iotlb_msg(struct fdev *d, uint8_t type, uint64_t iova, uint64_t size,
 		      uint64_t uaddr, uint8_t perm)
 {
-	struct vhost_msg_v2 m2 = { .type = VHOST_IOTLB_MSG_V2 };
-	struct vhost_msg m1 = { .type = VHOST_IOTLB_MSG };
-	struct vhost_iotlb_msg *m = d->v2 ? &m2.iotlb : &m1.iotlb;
-	ssize_t n;
-
-	m->iova = iova;
-	m->size = size;
-	m->uaddr = uaddr;
-	m->perm = perm;
-	m->type = type;
-	n = d->v2 ? write(d->vfd, &m2, sizeof(m2)) : write(d->vfd, &m1, sizeof(m1));
-	(void)n;
+	g_iotlb_write(d->vfd, d->v2, type, iova, size, uaddr, perm);
 }
 
 /* UPDATEs mapping guest memory in [gpa, gpa + len) at the same IOVAs with @perm. */

@@ -66,20 +66,7 @@ static void ctx_close(struct ctx *c)
 static int iotlb_write(struct ctx *c, bool v2, uint8_t type, uint64_t iova, uint64_t size,
 		       uint64_t uaddr, uint8_t perm)
 {
-	struct vhost_msg_v2 m2 = { .type = VHOST_IOTLB_MSG_V2 };
-	struct vhost_msg m1 = { .type = VHOST_IOTLB_MSG };
-	struct vhost_iotlb_msg *m = v2 ? &m2.iotlb : &m1.iotlb;
-	ssize_t n;
-
-	m->iova = iova;
-	m->size = size;
-	m->uaddr = uaddr;
-	m->perm = perm;
-	m->type = type;
-	n = v2 ? write(c->vfd, &m2, sizeof(m2)) : write(c->vfd, &m1, sizeof(m1));
-	if (n < 0)
-		return -errno;
-	return n == MSG_SIZE ? 0 : -EMSGSIZE;
+	return g_iotlb_write(c->vfd, v2, type, iova, size, uaddr, perm);
 }
 
 /* VHOST_IOTLB_UPDATE of [iova, iova + size) to the guest memory at the same GPA. */
