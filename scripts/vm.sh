@@ -76,40 +76,60 @@ vng_args+=(--append no5lvl)
 # The console (boot log) goes to a file; --verbose so that it holds the whole boot.
 vng_args+=(--verbose)
 
-start=$(date +%s)
-# timeout puts itself and vng (QEMU included) in a process group of their own and signals the
-# whole group when time is up; -k kills it if SIGTERM is not enough.
-(
-	set +e
-	timeout -k 20 "$tmo" vng "${vng_args[@]}" </dev/null >"$run/console" 2>&1 &
-	echo $! >"$run/timeout.pid"
-	wait $!
-	echo $? >"$run/vng.rc"
-) &
-vng_pid=$!
-# tail follows the files until vng is gone, then reads what is left and stops.
-tails=()
-tail -q -n +1 -F --pid=$vng_pid "$run/out" 2>/dev/null &
-tails+=($!)
-tail -q -n +1 -F --pid=$vng_pid "$run/err" >&2 2>/dev/null &
-tails+=($!)
-if [ "$verbose" = 1 ]; then
-	tail -q -n +1 -F --pid=$vng_pid "$run/console" >&2 2>/dev/null &
+# One boot of the guest; its console goes to $run/console.
+boot() {
+	start=$(date +%s)
+	# timeout puts itself and vng (QEMU included) in a process group of their own and signals the
+	# whole group when time is up; -k kills it if SIGTERM is not enough.
+	(
+		set +e
+		timeout -k 20 "$tmo" vng "${vng_args[@]}" </dev/null >"$run/console" 2>&1 &
+		echo $! >"$run/timeout.pid"
+		wait $!
+		echo $? >"$run/vng.rc"
+	) &
+	vng_pid=$!
+	# tail follows the files until vng is gone, then reads what is left and stops.
+	tails=()
+	tail -q -n +1 -F --pid=$vng_pid "$run/out" 2>/dev/null &
 	tails+=($!)
-fi
-on_signal() {
-	# The terminal's signal does not reach timeout's own process group: pass it on.
-	[ -s "$run/timeout.pid" ] && kill "$(cat "$run/timeout.pid")" 2>/dev/null || true
-	kill "${tails[@]}" 2>/dev/null || true
-	die "interrupted; guest killed"
+	tail -q -n +1 -F --pid=$vng_pid "$run/err" >&2 2>/dev/null &
+	tails+=($!)
+	if [ "$verbose" = 1 ]; then
+		tail -q -n +1 -F --pid=$vng_pid "$run/console" >&2 2>/dev/null &
+		tails+=($!)
+	fi
+	on_signal() {
+		# The terminal's signal does not reach timeout's own process group: pass it on.
+		[ -s "$run/timeout.pid" ] && kill "$(cat "$run/timeout.pid")" 2>/dev/null || true
+		kill "${tails[@]}" 2>/dev/null || true
+		die "interrupted; guest killed"
+	}
+	trap on_signal INT TERM
+	wait $vng_pid || true
+	wait "${tails[@]}" 2>/dev/null || true
+	trap - INT TERM
+	vng_rc=$(cat "$run/vng.rc" 2>/dev/null || echo unknown)
+	elapsed=$(($(date +%s) - start))
+	cp "$run/console" "$logs/console.log"
 }
-trap on_signal INT TERM
-wait $vng_pid || true
-wait "${tails[@]}" 2>/dev/null || true
-trap - INT TERM
-vng_rc=$(cat "$run/vng.rc" 2>/dev/null || echo unknown)
-elapsed=$(($(date +%s) - start))
-cp "$run/console" "$logs/console.log"
+
+# A boot that dies before the command starts is tried again, twice at most, and said: under
+# TCG a guest sometimes panics early on an invalid opcode in the middle of a 5-byte nop, a
+# static key's jump being patched while the other vCPU runs it (seen 2026-12-03 and 12-06,
+# some 10 s into the boot; QEMU 7.2's TCG and cross-modifying code, not our module: nothing
+# of ours is loaded yet). Nothing ran, so nothing is hidden; a command that started is never
+# run again.
+attempt=1
+while :; do
+	boot
+	[ ! -e "$run/started" ] && [ ! -s "$run/rc" ] && [ "$attempt" -lt 3 ] || break
+	[ "$vng_rc" != 124 ] && [ "$vng_rc" != 137 ] || break
+	why=$(grep -m1 -E 'Kernel panic|invalid opcode|BUG:|Oops' "$run/console" || echo "no panic line")
+	echo "vm.sh: boot $attempt died before the command started (${elapsed} s: ${why##*] }); booting again" >&2
+	cp "$run/console" "$logs/console.boot$attempt.log"
+	attempt=$((attempt + 1))
+done
 
 if [ -s "$run/rc" ]; then
 	rc=$(cat "$run/rc")
