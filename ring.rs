@@ -400,7 +400,7 @@ impl Ring {
             if desc.flags & VRING_DESC_F_INDIRECT != 0 {
                 get_indirect(mem, &desc, buf, &mut chain)?;
             } else {
-                add_desc(mem, &desc, buf, &mut chain)?;
+                add_desc(mem, desc.addr, desc.len, desc.flags, buf, &mut chain)?;
             }
             if desc.flags & VRING_DESC_F_NEXT == 0 {
                 break;
@@ -597,17 +597,20 @@ impl Ring {
     }
 }
 
-/// Translates one direct descriptor into `buf`, keeping readable before writable.
+/// Translates one direct descriptor (`addr`, `len`, `flags`: the same bits in both
+/// layouts) into `buf`, keeping readable before writable.
 fn add_desc<M: GuestMemory + ?Sized>(
     mem: &M,
-    desc: &Desc,
+    addr: u64,
+    len: u32,
+    flags: u16,
     buf: &mut ChainBuf<'_>,
     chain: &mut Chain,
 ) -> Result<(), RingError> {
     let at = chain.out_num + chain.in_num;
-    let write = desc.flags & VRING_DESC_F_WRITE != 0;
+    let write = flags & VRING_DESC_F_WRITE != 0;
     let access = if write { ACCESS_WO } else { ACCESS_RO };
-    let n = translate(mem, desc.addr, desc.len, buf.iov, at, access)?;
+    let n = translate(mem, addr, len, buf.iov, at, access)?;
     if write {
         chain.in_num += n;
         if n != 0 {
@@ -616,8 +619,8 @@ fn add_desc<M: GuestMemory + ?Sized>(
                     .get_mut(chain.log_num)
                     .ok_or(RingError::TooManySegments)?;
                 *slot = LogEntry {
-                    gpa: desc.addr,
-                    len: desc.len.into(),
+                    gpa: addr,
+                    len: len.into(),
                 };
                 chain.log_num += 1;
             }
@@ -642,12 +645,7 @@ fn get_indirect<M: GuestMemory + ?Sized>(
     if u64::from(indirect.len) % DESC_SIZE != 0 {
         return Err(RingError::IndirectLen(indirect.len));
     }
-    // The table itself may span memory regions: translate it like a buffer.
-    let mut table = [Iov::default(); 16];
-    let segs = match translate(mem, indirect.addr, indirect.len, &mut table, 0, ACCESS_RO) {
-        Err(RingError::TooManySegments) => return Err(RingError::Fault),
-        r => r?,
-    };
+    let (table, segs) = translate_table(mem, indirect.addr, indirect.len)?;
     let count = u64::from(indirect.len) / DESC_SIZE;
     if count > 0x10000 {
         return Err(RingError::IndirectTooBig(indirect.len));
@@ -659,11 +657,11 @@ fn get_indirect<M: GuestMemory + ?Sized>(
         if found > count {
             return Err(RingError::Loop);
         }
-        let desc = read_table_entry(mem, &table[..segs], i * DESC_SIZE)?;
+        let desc = Desc::from_bytes(&read_table_entry(mem, &table[..segs], i * DESC_SIZE)?);
         if desc.flags & VRING_DESC_F_INDIRECT != 0 {
             return Err(RingError::NestedIndirect);
         }
-        add_desc(mem, &desc, buf, chain)?;
+        add_desc(mem, desc.addr, desc.len, desc.flags, buf, chain)?;
         if desc.flags & VRING_DESC_F_NEXT == 0 {
             return Ok(());
         }
@@ -673,12 +671,28 @@ fn get_indirect<M: GuestMemory + ?Sized>(
     }
 }
 
-/// Reads the 16-byte entry at byte `off` of an indirect table given as segments.
+/// Translates an indirect table at guest address `addr`, `len` bytes: the table itself
+/// may span memory regions (at most 16 of them; more is the table's fault).
+fn translate_table<M: GuestMemory + ?Sized>(
+    mem: &M,
+    addr: u64,
+    len: u32,
+) -> Result<([Iov; 16], usize), RingError> {
+    let mut table = [Iov::default(); 16];
+    let segs = match translate(mem, addr, len, &mut table, 0, ACCESS_RO) {
+        Err(RingError::TooManySegments) => return Err(RingError::Fault),
+        r => r?,
+    };
+    Ok((table, segs))
+}
+
+/// Reads the 16 bytes of the entry at byte `off` of an indirect table given as segments
+/// (undecoded: the two layouts order `flags` and `next`/`id` differently).
 fn read_table_entry<M: GuestMemory + ?Sized>(
     mem: &M,
     table: &[Iov],
     off: u64,
-) -> Result<Desc, RingError> {
+) -> Result<[u8; 16], RingError> {
     let mut raw = [0u8; 16];
     let mut got = 0usize;
     let mut skip = off;
@@ -692,7 +706,7 @@ fn read_table_entry<M: GuestMemory + ?Sized>(
         got += take;
         skip = 0;
         if got == 16 {
-            return Ok(Desc::from_bytes(&raw));
+            return Ok(raw);
         }
     }
     Err(RingError::Fault)
