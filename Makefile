@@ -21,7 +21,7 @@ export LIBCLANG_PATH := /usr/lib/llvm-19/lib
 # Build with LLVM exactly when the kernel was built with it.
 LLVM_FLAG := $(if $(shell grep -s '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),LLVM=1)
 KMAKE := $(MAKE) -C $(KDIR) M=$(REPO:%/=%) $(LLVM_FLAG) $(if $(CLIPPY),CLIPPY=1) W=1
-RUST_SRCS := $(wildcard $(REPO)*.rs $(REPO)net/*.rs $(REPO)sys/*.rs)
+RUST_SRCS := $(wildcard $(REPO)*.rs $(REPO)net/*.rs $(REPO)ring/*.rs $(REPO)sys/*.rs)
 
 all: vhost-rs.ko
 

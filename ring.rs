@@ -2,7 +2,8 @@
 
 //! Split virtqueues (virtio 1.x spec, 2.7 "Split Virtqueues"): layout, descriptor chains
 //! with indirect tables, the used ring, and notification suppression with and without
-//! `VIRTIO_RING_F_EVENT_IDX`.
+//! `VIRTIO_RING_F_EVENT_IDX`. Packed virtqueues (2.8) are in [`packed`], built on the same
+//! memory trait, segments, chains and errors.
 //!
 //! No kernel I/O here: the engine reaches guest memory through [`GuestMemory`], so the same
 //! file builds in the host crate under `tests/host`, where it is unit-tested against a fake
@@ -12,6 +13,11 @@
 //! device either way. Ring indices wrap explicitly; every loop is bounded by the ring size.
 
 #![allow(dead_code)]
+
+// A path relative to this file, so that the host crates, which include ring.rs by
+// `#[path]` (and so resolve its plain `mod`s beside it), find ring/packed.rs too.
+#[path = "ring/packed.rs"]
+pub(crate) mod packed;
 
 /// Largest queue size vhost accepts (any power of two up to 0xffff).
 pub(crate) const MAX_NUM: u32 = 0xffff;
@@ -86,6 +92,11 @@ pub(crate) enum RingError {
     OutAfterIn,
     /// More than [`MAX_IOV`] segments.
     TooManySegments,
+    /// Packed: a descriptor of a chain not marked available for its lap (2.8.1), though
+    /// the chain's first one was.
+    Unavailable { idx: u32 },
+    /// Packed: an indirect descriptor chained to others by NEXT (2.8.7).
+    IndirectInChain,
     /// An address the device IOTLB does not map: a miss was reported to the VMM, and the
     /// queue waits for its answer (`-EAGAIN` of `translate_desc()`; not the queue's error).
     Miss,
@@ -162,8 +173,24 @@ pub(crate) trait GuestMemory {
     fn ring_write_u16(&self, addr: u64, v: u16) -> Result<(), RingError> {
         self.write_u16(addr, v)
     }
+    /// Writes `buf` into the descriptor ring at ring address `addr`. Only a packed ring
+    /// writes there (its used descriptors, 2.8.1); the default refuses, so that a memory
+    /// not yet told how to reach the descriptor ring for writing (with the device IOTLB:
+    /// its translation, with write access) fails the queue rather than write elsewhere.
+    fn ring_write_desc(&self, _addr: u64, _buf: &[u8]) -> Result<(), RingError> {
+        Err(RingError::Fault)
+    }
+    /// Writes the 16-bit descriptor field at ring address `addr` in one store (a packed
+    /// descriptor's `flags`, which the driver polls).
+    fn ring_write_desc_u16(&self, _addr: u64, _v: u16) -> Result<(), RingError> {
+        Err(RingError::Fault)
+    }
     /// Marks `len` bytes at `offset` into the used ring dirty (when dirty logging is on).
+    /// For a packed ring the "used ring" is its device event suppression area.
     fn log_used(&self, offset: u64, len: u64);
+    /// Marks `len` bytes at `offset` into the descriptor ring dirty: the used descriptors
+    /// of a packed ring. Nothing to do where `ring_write_desc` writes nothing.
+    fn log_desc(&self, _offset: u64, _len: u64) {}
     /// Read, write and full memory barriers (`smp_rmb`, `smp_wmb`, `smp_mb`).
     fn rmb(&self);
     fn wmb(&self);
