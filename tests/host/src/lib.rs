@@ -11,3 +11,6 @@ mod tests;
 
 #[cfg(test)]
 mod ring_tests;
+
+#[cfg(test)]
+mod packed_tests;
