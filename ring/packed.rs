@@ -52,11 +52,12 @@ pub(crate) const EVENT_ALIGN: u64 = 4;
 pub(crate) const EVENT_SIZE: u64 = 4;
 
 /// Offsets in `struct pvirtq_desc { le64 addr; le32 len; le16 id; le16 flags; }`.
-const DESC_LEN_OFFSET: u64 = 8;
-const DESC_FLAGS_OFFSET: u64 = 14;
+pub(crate) const DESC_LEN_OFFSET: u64 = 8;
+pub(crate) const DESC_ID_OFFSET: u64 = 12;
+pub(crate) const DESC_FLAGS_OFFSET: u64 = 14;
 /// Offsets in `struct pvirtq_event_suppress`: `desc` (off_wrap), then `flags`.
-const EVENT_OFF_WRAP_OFFSET: u64 = 0;
-const EVENT_FLAGS_OFFSET: u64 = 2;
+pub(crate) const EVENT_OFF_WRAP_OFFSET: u64 = 0;
+pub(crate) const EVENT_FLAGS_OFFSET: u64 = 2;
 
 /// Descriptor flags of the packed layout (2.8.1), beside NEXT, WRITE and INDIRECT.
 pub(crate) const VIRTQ_DESC_F_AVAIL: u16 = 1 << 7;

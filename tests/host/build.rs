@@ -70,6 +70,51 @@ const SIZES: &[(&str, &str)] = &[
     ("VRING_WORKER_SIZE", "struct vhost_vring_worker"),
 ];
 
+/// Packed-ring constants and layout of `linux/virtio_ring.h`, for ring/packed.rs (not in
+/// uapi.rs: they are the ring's, not the ioctls'), as `(name, C expression)`.
+const PACKED: &[(&str, &str)] = &[
+    ("VRING_PACKED_DESC_F_AVAIL", "VRING_PACKED_DESC_F_AVAIL"),
+    ("VRING_PACKED_DESC_F_USED", "VRING_PACKED_DESC_F_USED"),
+    (
+        "VRING_PACKED_EVENT_FLAG_ENABLE",
+        "VRING_PACKED_EVENT_FLAG_ENABLE",
+    ),
+    (
+        "VRING_PACKED_EVENT_FLAG_DISABLE",
+        "VRING_PACKED_EVENT_FLAG_DISABLE",
+    ),
+    (
+        "VRING_PACKED_EVENT_FLAG_DESC",
+        "VRING_PACKED_EVENT_FLAG_DESC",
+    ),
+    (
+        "VRING_PACKED_EVENT_F_WRAP_CTR",
+        "VRING_PACKED_EVENT_F_WRAP_CTR",
+    ),
+    ("DESC_SIZE", "sizeof(struct vring_packed_desc)"),
+    (
+        "DESC_LEN_OFFSET",
+        "__builtin_offsetof(struct vring_packed_desc, len)",
+    ),
+    (
+        "DESC_ID_OFFSET",
+        "__builtin_offsetof(struct vring_packed_desc, id)",
+    ),
+    (
+        "DESC_FLAGS_OFFSET",
+        "__builtin_offsetof(struct vring_packed_desc, flags)",
+    ),
+    ("EVENT_SIZE", "sizeof(struct vring_packed_desc_event)"),
+    (
+        "EVENT_OFF_WRAP_OFFSET",
+        "__builtin_offsetof(struct vring_packed_desc_event, off_wrap)",
+    ),
+    (
+        "EVENT_FLAGS_OFFSET",
+        "__builtin_offsetof(struct vring_packed_desc_event, flags)",
+    ),
+];
+
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let repo = manifest.join("../..").canonicalize().unwrap();
@@ -113,6 +158,11 @@ fn main() {
     c += "printf(\"];\\npub const SIZES: &[(&str, usize)] = &[\\n\");\n";
     for (n, t) in SIZES {
         c += &format!("printf(\"(\\\"{n}\\\", %zu),\\n\", sizeof({t}));\n");
+    }
+    c += "printf(\"];\\n\");\n";
+    c += "printf(\"pub const PACKED: &[(&str, i64)] = &[\\n\");\n";
+    for (n, e) in PACKED {
+        c += &format!("printf(\"(\\\"{n}\\\", %lld),\\n\", (long long)({e}));\n");
     }
     c += "printf(\"];\\n\");\n";
     // Byte images of structs with distinct field values, to pin field order and offsets.

@@ -170,3 +170,28 @@ fn ring_sizes_follow_the_spec_layout() {
     assert_eq!(ring::used_size(256, true), 6 + 2048);
     assert_eq!(ring::used_size(0xffff, true), 6 + 8 * 0xffff);
 }
+
+#[test]
+fn packed_ring_layout_matches_kernel_header() {
+    use ring::packed::*;
+    for (name, want) in expected::PACKED {
+        let ours = match *name {
+            "VRING_PACKED_DESC_F_AVAIL" => i64::from(VIRTQ_DESC_F_AVAIL.trailing_zeros()),
+            "VRING_PACKED_DESC_F_USED" => i64::from(VIRTQ_DESC_F_USED.trailing_zeros()),
+            "VRING_PACKED_EVENT_FLAG_ENABLE" => RING_EVENT_FLAGS_ENABLE.into(),
+            "VRING_PACKED_EVENT_FLAG_DISABLE" => RING_EVENT_FLAGS_DISABLE.into(),
+            "VRING_PACKED_EVENT_FLAG_DESC" => RING_EVENT_FLAGS_DESC.into(),
+            "VRING_PACKED_EVENT_F_WRAP_CTR" => VRING_PACKED_EVENT_F_WRAP_CTR.into(),
+            "DESC_SIZE" => ring::DESC_SIZE as i64,
+            "DESC_LEN_OFFSET" => DESC_LEN_OFFSET as i64,
+            "DESC_ID_OFFSET" => DESC_ID_OFFSET as i64,
+            "DESC_FLAGS_OFFSET" => DESC_FLAGS_OFFSET as i64,
+            "EVENT_SIZE" => EVENT_SIZE as i64,
+            "EVENT_OFF_WRAP_OFFSET" => EVENT_OFF_WRAP_OFFSET as i64,
+            "EVENT_FLAGS_OFFSET" => EVENT_FLAGS_OFFSET as i64,
+            other => panic!("unknown name {other}"),
+        };
+        assert_eq!(ours, *want, "{name}");
+    }
+    assert_eq!(expected::PACKED.len(), 13);
+}
