@@ -509,8 +509,8 @@ def run_once(a, payload, attempt, kill=False):
     append = (f"console=ttyS0 quiet panic=-1 vhdemo.run=demo vhdemo.addr={L2_ADDR}/24 "
               f"vhdemo.peer={L1_ADDR} vhdemo.rxport={RX_PORT} vhdemo.txport={TX_PORT} "
               f"vhdemo.ping={a.ping} vhdemo.timeout={a.xfer_timeout}")
-    if a.append_extra:
-        append += " " + a.append_extra
+    for extra in a.append_extra:
+        append += " " + extra
     if a.ringreset and not kill:
         append += " vhdemo.ringreset=1"
     if ctl:
@@ -585,6 +585,7 @@ def run_once(a, payload, attempt, kill=False):
     last_note = t_start
     open_streams = 2 * len(procs)
     stderr_tail = []
+    console_lines = 0
     ev = None
     worker_t0 = None
     t_boot = t_start
@@ -626,6 +627,7 @@ def run_once(a, payload, attempt, kill=False):
             elif VHOST_FALLBACK.search(line):
                 res["failures"].append(f"QEMU stderr: {line.strip()}")
             continue
+        console_lines += 1
         if "L2-dmesg:" in line:
             res.setdefault("l2_dmesg", []).append(line.split("L2-dmesg:", 1)[1].strip())
             continue
@@ -737,6 +739,16 @@ def run_once(a, payload, attempt, kill=False):
             res["qemu_rc"] = rc
         else:
             res.setdefault("other_qemu_rc", []).append(rc)
+    if (not kill and "init_s" not in res and res.get("qemu_rc") == 0 and not console_lines
+            and not res["kvm_error"] and not res["boot_hang"] and not res["failures"]):
+        # QEMU left on its own, before the L2 kernel reached /init and with nothing on its
+        # console: under -no-reboot that is a reset in early boot (a triple fault). The
+        # backend has had no part yet (QEMU only opened it; virtio_net is loaded by init.sh),
+        # so it is nested KVM failing, as a boot hang is (viommu over vhost_net.ko,
+        # 2026-12-06, 77 s into the boot).
+        res["guest_reset"] = True
+        log(f"{name}: QEMU left before L2 reached /init, nothing on its console (a reset "
+            "in early boot, nested KVM)")
     if a.migrate:
         res["evidence_end_pid"] = cur["p"].pid
     conf.close()
@@ -1091,7 +1103,8 @@ def main():
                    help="the guest resizes both rings (ethtool -G) during each stream")
     r.add_argument("--pre-device", action="append", default=[],
                    help="a -device before the NIC, e.g. intel-iommu,...; repeatable")
-    r.add_argument("--append-extra", default="", help="appended to the L2 kernel command line")
+    r.add_argument("--append-extra", action="append", default=[],
+                   help="appended to the L2 kernel command line; repeatable")
     r.add_argument("--queues", type=int, default=1, help="queue pairs: opens the device N times")
     r.add_argument("--smp", type=int, default=1, help="L2 vCPUs")
     r.add_argument("--expect-on", type=bits, default=[], help="feature bits that must be on")
