@@ -14,8 +14,9 @@
 # VHOST_RS_QEMU_MIB (payload per variant, default 2), VHOST_RS_QEMU_TIMEOUT (seconds per L2
 # guest, default 900), VHOST_RS_QEMU_BOOT_TIMEOUT (seconds to reach /init before a boot counts
 # as a nested-KVM hang and is retried once; default 300), VHOST_RS_QEMU_ONLY (space-separated
-# variant names to run; the others are reported as skipped), VHOST_RS_QEMU_SKIP (variant names
-# not to run, reported as skipped with VHOST_RS_QEMU_SKIP_WHY), VHOST_RS_QEMU_DEVS (default
+# variant names to run; the others are reported as skipped), VHOST_RS_QEMU_SKIP (variant names,
+# or NAME.vhost-net / NAME.vhost-rs-net for one device, not to run, reported as skipped with
+# VHOST_RS_QEMU_SKIP_WHY), VHOST_RS_QEMU_DEVS (default
 # "/dev/vhost-rs-net /dev/vhost-net"), VHOST_RS_QEMU_DEADLINE (epoch seconds by which the run
 # must be over, set by scripts/check-qemu.sh from the VM's timeout: a case that would not fit
 # before it is not started and fails as "out of time", so that the totals still come out).
@@ -195,7 +196,7 @@ for v in "${variants[@]}"; do
 			result skip "$name $dev" "$why"
 			continue
 		fi
-		if [[ " ${VHOST_RS_QEMU_SKIP:-} " == *" $name "* ]]; then
+		if [[ " ${VHOST_RS_QEMU_SKIP:-} " == *" $name "* || " ${VHOST_RS_QEMU_SKIP:-} " == *" $tag "* ]]; then
 			result skip "$name $dev" "VHOST_RS_QEMU_SKIP: ${VHOST_RS_QEMU_SKIP_WHY:-skipped on request}"
 			continue
 		fi
