@@ -56,7 +56,7 @@ viommu+=" --device-extra=,bus=vrp0,disable-legacy=on,iommu_platform=on,ats=on --
 # kept stale translations: QEMU 7.2's intel-iommu sends no UNMAP for the domain-wide flushes
 # of Linux 6.1's lazy mode, and without ATS nothing else reaches vhost. The streams are
 # 32 MiB each way (the issue's figure): 16 times the payload (--migrate repeats it 16 times
-# of its own). VHOST_RS_QEMU_VIOMMU_REPEAT changes that: CI (.ci/run) moves 8 MiB, as through
+# of its own). VHOST_RS_QEMU_VIOMMU_REPEAT changes that: CI (.ci/run) moves 2 MiB, as through
 # vhost_net.ko's IOTLB 32 MiB take 5 minutes of its 90 (0.2 MB/s nested under TCG).
 viommu+=" --payload-repeat=${VHOST_RS_QEMU_VIOMMU_REPEAT:-16}"
 # Live migration behind it, the same way: the destination QEMU (7.2.22) aborts on
