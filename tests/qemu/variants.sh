@@ -144,12 +144,14 @@ l2_case() {
 	if [ -z "${L2RUN_PID:-}" ] || ! kill -0 "$L2RUN_PID" 2>/dev/null; then
 		coproc L2RUN { "${py[@]}" tests/qemu/l2_run.py serve 2>&1; }
 	fi
-	printf '%q ' "$@" >&"${L2RUN[1]}" && echo >&"${L2RUN[1]}" || {
+	# Its fds, copied: bash unsets L2RUN when it reaps a server that died, and under set -u
+	# the next ${L2RUN[0]} would end this script instead of failing the case.
+	local to=${L2RUN[1]:-} from=${L2RUN[0]:-} line
+	[ -n "$to" ] && printf '%q ' "$@" >&"$to" && echo >&"$to" || {
 		diag "l2_run.py serve is gone"
 		return
 	}
-	local line
-	while IFS= read -r line <&"${L2RUN[0]}"; do
+	while IFS= read -r line <&"$from"; do
 		case $line in
 		"l2-run-done "*) l2_rc=${line#l2-run-done }; return ;;
 		esac
@@ -239,8 +241,8 @@ done
 # --- unload, then the whole kernel log since the start marker -------------------------------
 # l2_run.py serve ends at the end of its input (it holds no device fd between cases).
 if [ -n "${L2RUN_PID:-}" ]; then
-	l2_pid=$L2RUN_PID l2_in=${L2RUN[1]}
-	exec {l2_in}>&-
+	l2_pid=$L2RUN_PID l2_in=${L2RUN[1]:-}
+	[ -z "$l2_in" ] || exec {l2_in}>&-
 	wait "$l2_pid" 2>/dev/null
 fi
 mark unload
