@@ -18,6 +18,9 @@
 // `#[path]` (and so resolve its plain `mod`s beside it), find ring/packed.rs too.
 #[path = "ring/packed.rs"]
 pub(crate) mod packed;
+#[path = "ring/vring.rs"]
+mod vring;
+pub(crate) use vring::Vring;
 
 /// Largest queue size vhost accepts (any power of two up to 0xffff).
 pub(crate) const MAX_NUM: u32 = 0xffff;

@@ -545,6 +545,23 @@ impl PackedRing {
         Ok(())
     }
 
+    /// As a backend starts (`vhost_vq_init_access()`): publishes the device area as this
+    /// ring's notification state has it (with DESC, its `off_wrap` first).
+    pub(crate) fn init_event_flags<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+    ) -> Result<(), RingError> {
+        if self.event_flags == RING_EVENT_FLAGS_DESC {
+            mem.ring_write_u16(
+                self.used.wrapping_add(EVENT_OFF_WRAP_OFFSET),
+                self.avail_idx.encode(),
+            )?;
+            mem.log_used(EVENT_OFF_WRAP_OFFSET, 2);
+            mem.wmb();
+        }
+        self.put_event_flags(mem, self.event_flags)
+    }
+
     /// `vhost_disable_notify()`: asks the driver not to send available buffer
     /// notifications while we are processing (device area flags DISABLE, with or without
     /// EVENT_IDX: a stale `off_wrap` a lap old could still match).

@@ -1341,3 +1341,142 @@ fn random_model_run() {
     }
     assert!(laps > 1000, "{laps} laps");
 }
+
+// ---- ring/vring.rs: one ring of either layout, as dev.rs drives it ----------------------
+
+use crate::ring::{Vring, ACCESS_RO, ACCESS_RW, ACCESS_WO};
+
+fn take_vring(m: &Mem, r: &mut Vring) -> Option<Chain> {
+    let mut iov = vec![Iov::default(); MAX_IOV];
+    let mut buf = ChainBuf {
+        iov: &mut iov,
+        log: None,
+    };
+    r.get_desc(m, &mut buf).unwrap()
+}
+
+/// Negotiating RING_PACKED turns the ring packed (and dropping it split), keeping the size
+/// and addresses set before; the same features again change nothing of its state.
+#[test]
+fn vring_layout_follows_the_packed_feature() {
+    let mut r = Vring::new();
+    assert!(!r.is_packed());
+    r.set_num(256);
+    r.set_addrs(DESC, DRIVER, DEVICE);
+    r.set_features(true, true, false, true);
+    assert!(r.is_packed() && r.event_idx() && r.in_order());
+    assert_eq!((r.num(), r.addrs()), (256, (DESC, DRIVER, DEVICE)));
+    assert_eq!(r.get_base(), 0x8000_8000, "both positions at 0, wrap counters 1");
+    r.set_base(0x0003_8005).unwrap();
+    r.set_features(true, false, true, false);
+    assert_eq!(r.get_base(), 0x0003_8005, "same layout: state kept");
+    assert!(!r.event_idx() && !r.in_order());
+    r.set_features(false, false, false, false);
+    assert!(!r.is_packed());
+    assert_eq!((r.num(), r.addrs(), r.get_base()), (256, (DESC, DRIVER, DEVICE), 0));
+}
+
+/// VHOST_{GET,SET}_VRING_BASE: split takes a 16-bit index; packed both positions with
+/// their wrap counters (vhost.c's encoding), inside the ring, and DPDK's bare `1 << 15`
+/// as a fresh ring.
+#[test]
+fn vring_base_encodings() {
+    let mut s = Vring::new();
+    s.set_num(8);
+    s.set_base(0xfffe).unwrap();
+    assert_eq!(s.get_base(), 0xfffe);
+    assert_eq!(s.set_base(0x1_0000).map_err(|e| e.errno()), Err(22));
+    let mut p = Vring::new();
+    p.set_num(8);
+    p.set_features(true, false, false, false);
+    p.set_base(0x8000).unwrap();
+    assert_eq!(p.get_base(), 0x8000_8000);
+    p.set_base(0x0007_0002).unwrap();
+    assert_eq!(p.get_base(), 0x0007_0002, "avail 2 wrap 0, used 7 wrap 0");
+    for bad in [0x8000_0008u32, 0x0008_0000, 0x8000_ffff] {
+        assert_eq!(p.set_base(bad).map_err(|e| e.errno()), Err(22), "{bad:#x}");
+    }
+    assert_eq!(p.get_base(), 0x0007_0002, "a refused base changes nothing");
+}
+
+/// The parts vq_access_ok() checks and the IOTLB prefetch maps, and the alignment
+/// VHOST_SET_VRING_ADDR asks, per layout.
+#[test]
+fn vring_parts_and_alignment() {
+    let mut r = Vring::new();
+    r.set_num(256);
+    r.set_features(false, true, false, false);
+    assert_eq!(
+        r.parts(256, 0x1000, 0x2000, 0x3000),
+        [
+            (Part::Desc, ACCESS_RO, 0x1000, 4096),
+            (Part::Avail, ACCESS_RO, 0x2000, 4 + 512 + 2),
+            (Part::Used, ACCESS_WO, 0x3000, 4 + 2048 + 2),
+        ]
+    );
+    assert_eq!(r.used_log_size(), 4 + 2048 + 2);
+    assert!(r.addr_aligned(0x1008, 0x2002, 0x3004, 0x4004));
+    assert!(!r.addr_aligned(0x1000, 0x2001, 0x3000, 0x4000));
+    assert!(!r.addr_aligned(0x1000, 0x2000, 0x3002, 0x4000));
+    assert!(!r.addr_aligned(0x1000, 0x2000, 0x3000, 0x4002));
+    r.set_features(true, true, false, false);
+    assert_eq!(
+        r.parts(256, 0x1000, 0x2000, 0x3000),
+        [
+            (Part::Desc, ACCESS_RW, 0x1000, 4096),
+            (Part::Avail, ACCESS_RO, 0x2000, 4),
+            (Part::Used, ACCESS_WO, 0x3000, 4),
+        ]
+    );
+    assert_eq!(r.used_log_size(), 4);
+    assert!(r.addr_aligned(0x1010, 0x2004, 0x3004, 0x4004));
+    assert!(!r.addr_aligned(0x1008, 0x2004, 0x3004, 0x4004));
+    assert!(!r.addr_aligned(0x1000, 0x2002, 0x3004, 0x4004));
+    assert!(!r.addr_aligned(0x1000, 0x2004, 0x3006, 0x4004));
+}
+
+/// Through the Vring: chains of 2, 1 and 3 descriptors taken, used out of order with
+/// their descriptor counts, each seen by the driver where it belongs; then an in-order
+/// batch publishes one used descriptor for three buffers and moves the used position
+/// past all their slots.
+#[test]
+fn vring_drives_a_packed_ring() {
+    let m = Mem::new();
+    let mut r = Vring::new();
+    r.set_num(8);
+    r.set_addrs(DESC, DRIVER, DEVICE);
+    r.set_features(true, false, false, false);
+    r.init_access(&m).unwrap();
+    assert_eq!(m.get16(DEVICE + 2), RING_EVENT_FLAGS_ENABLE);
+    let mut d = Driver::new(8);
+    for (id, n) in [(10u16, 2usize), (11, 1), (12, 3)] {
+        d.add(&m, &vec![(0x1000, 64, true); n], id).unwrap();
+    }
+    let chains: Vec<(u16, u16)> = std::iter::from_fn(|| take_vring(&m, &mut r))
+        .map(|c| (c.head, c.ndesc))
+        .collect();
+    assert_eq!(chains, vec![(10, 2), (11, 1), (12, 3)]);
+    r.add_used_n(&m, &[(12, 30), (10, 10), (11, 11)], &[3, 2, 1])
+        .unwrap();
+    let mut used = Vec::new();
+    while let Some((id, len, _)) = d.get_used(&m) {
+        used.push((id, len));
+    }
+    assert_eq!(used, vec![(12, 30), (10, 10), (11, 11)]);
+    assert_eq!(r.get_base(), 0x8006_8006);
+    // In order: ids are head slots (6, then 7 and 0 across the wrap).
+    r.set_features(true, false, false, true);
+    for (slot, n) in [(6u16, 1usize), (7, 2), (1, 1)] {
+        d.add(&m, &vec![(0x1000, 64, false); n], slot).unwrap();
+    }
+    let n = std::iter::from_fn(|| take_vring(&m, &mut r)).count();
+    assert_eq!(n, 3);
+    r.add_used_n_in_order(&m, &[(1, 0)], &[3], &[4]).unwrap();
+    assert_eq!(
+        r.get_base(),
+        0x0002_0002,
+        "both positions 2 on in the next lap"
+    );
+    let b = slot_bytes(&m, 6);
+    assert_eq!(u16::from_le_bytes([b[12], b[13]]), 1, "the batch's last buffer");
+}
