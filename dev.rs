@@ -11,7 +11,7 @@ use crate::{
     guest::{IotlbView, UsedLog, UserMem},
     mem::{self, Map, MemTable},
     ring::{
-        self, Chain, ChainBuf, GuestMemory, Iov, LogEntry, Part, Ring, RingError, ACCESS_RO,
+        self, Chain, ChainBuf, GuestMemory, Iov, LogEntry, Part, RingError, Vring, ACCESS_RO,
         ACCESS_RW, ACCESS_WO,
     },
     sys::{self, params, EventFdCtx, Poll, PollWake, Worker, WorkerOps, EPOLLIN, EPOLLRDNORM},
@@ -52,8 +52,8 @@ pub(crate) struct VqCounters {
 /// One virtqueue (`struct vhost_virtqueue` without `private_data`, which the device type's
 /// queue holds beside it).
 pub(crate) struct Vq {
-    /// The ring: addresses, indices, notification state.
-    ring: Ring,
+    /// The ring, split or packed: addresses, indices, notification state.
+    ring: Vring,
     /// Dirty logging of used-ring writes at guest physical `log_addr`.
     log_used: bool,
     log_addr: u64,
@@ -71,10 +71,12 @@ pub(crate) struct Vq {
     iov: KVec<Iov>,
     /// Writable descriptors of those chains, for the dirty log (`vq->log`).
     log: KVec<LogEntry>,
-    /// Used elements waiting to be published (`vq->heads`), and with IN_ORDER how many
-    /// buffers each stands for (`vq->nheads`).
+    /// Used elements waiting to be published (`vq->heads`), with IN_ORDER how many
+    /// buffers each stands for (`vq->nheads`), and the descriptors their chains took
+    /// (which a packed ring's used side skips).
     heads: KVec<(u32, u32)>,
     nheads: KVec<u16>,
+    ndescs: KVec<u16>,
     counters: VqCounters,
     /// Whether the device IOTLB translates this queue's addresses (`vq->iotlb`).
     iotlb: bool,
@@ -106,7 +108,7 @@ impl Vq {
     /// The state `vhost_vq_reset()` leaves.
     pub(crate) fn new() -> Self {
         Self {
-            ring: Ring::new(),
+            ring: Vring::new(),
             log_used: false,
             log_addr: u64::MAX,
             log_base: 0,
@@ -121,6 +123,7 @@ impl Vq {
             log: KVec::new(),
             heads: KVec::new(),
             nheads: KVec::new(),
+            ndescs: KVec::new(),
             counters: VqCounters::default(),
             iotlb: false,
             meta: [None; 3],
@@ -143,12 +146,15 @@ impl Vq {
         h.resize(heads, (0, 0), GFP_KERNEL)?;
         let mut nh = KVec::with_capacity(heads, GFP_KERNEL)?;
         nh.resize(heads, 0, GFP_KERNEL)?;
+        let mut nd = KVec::with_capacity(heads, GFP_KERNEL)?;
+        nd.resize(heads, 0, GFP_KERNEL)?;
         // SAFETY: the caller's contract.
         self.kick_poll = Some(unsafe { Poll::new(target, EPOLLIN, bit) }?);
         self.iov = iov;
         self.log = log;
         self.heads = h;
         self.nheads = nh;
+        self.ndescs = nd;
         self.index = bit.trailing_zeros() as usize;
         Ok(())
     }
@@ -160,14 +166,18 @@ impl Vq {
         self.log = KVec::new();
         self.heads = KVec::new();
         self.nheads = KVec::new();
+        self.ndescs = KVec::new();
     }
 
-    /// Takes on negotiated features: the ring's notification behaviour.
+    /// Takes on negotiated features: the ring's layout and notification behaviour.
     pub(crate) fn set_features(&mut self, features: Features) {
         self.acked_features = features;
-        self.ring.event_idx = has_feature(&features, VIRTIO_RING_F_EVENT_IDX);
-        self.ring.notify_on_empty = has_feature(&features, VIRTIO_F_NOTIFY_ON_EMPTY);
-        self.ring.in_order = has_feature(&features, VIRTIO_F_IN_ORDER);
+        self.ring.set_features(
+            has_feature(&features, VIRTIO_F_RING_PACKED),
+            has_feature(&features, VIRTIO_RING_F_EVENT_IDX),
+            has_feature(&features, VIRTIO_F_NOTIFY_ON_EMPTY),
+            has_feature(&features, VIRTIO_F_IN_ORDER),
+        );
     }
 
     pub(crate) fn set_backend_features(&mut self, features: u64) {
@@ -188,7 +198,7 @@ impl Vq {
 
     /// Entries in the ring (`vq->num`).
     pub(crate) fn num(&self) -> u32 {
-        self.ring.num
+        self.ring.num()
     }
 
     /// The segments the last chains were translated into.
@@ -200,27 +210,67 @@ impl Vq {
         &mut self.iov
     }
 
-    /// Used elements waiting to be published by [`Vq::add_used_and_signal_n`].
-    pub(crate) fn heads_mut(&mut self) -> &mut [(u32, u32)] {
-        &mut self.heads
+    /// Used elements from `i` on, waiting to be published by
+    /// [`Vq::add_used_and_signal_n`]: `(id, len)` and the descriptors of each chain.
+    pub(crate) fn used_mut(&mut self, i: usize) -> (&mut [(u32, u32)], &mut [u16]) {
+        (
+            self.heads.get_mut(i..).unwrap_or_default(),
+            self.ndescs.get_mut(i..).unwrap_or_default(),
+        )
     }
 
-    /// Used element `i` for [`Vq::add_used_in_order_and_signal`]: `(id, len)` of the last
-    /// of the `n` buffers it stands for. False if there is no element `i`.
-    pub(crate) fn set_used_in_order(&mut self, i: usize, id: u32, len: u32, n: u16) -> bool {
-        match (self.heads.get_mut(i), self.nheads.get_mut(i)) {
-            (Some(h), Some(nh)) => {
+    /// Used element `i` for [`Vq::add_used_and_signal_n`]: `(id, len)` of a chain of
+    /// `ndesc` descriptors. False if there is no element `i`.
+    pub(crate) fn set_used(&mut self, i: usize, id: u32, len: u32, ndesc: u16) -> bool {
+        match (self.heads.get_mut(i), self.ndescs.get_mut(i)) {
+            (Some(h), Some(nd)) => {
                 *h = (id, len);
-                *nh = n;
+                *nd = ndesc;
                 true
             }
             _ => false,
         }
     }
 
+    /// Used element `i` for [`Vq::add_used_in_order_and_signal`]: `(id, len)` of the last
+    /// of the `n` buffers it stands for, `ndesc` descriptors in all. False if there is no
+    /// element `i`.
+    pub(crate) fn set_used_in_order(
+        &mut self,
+        i: usize,
+        id: u32,
+        len: u32,
+        n: u16,
+        ndesc: u16,
+    ) -> bool {
+        match (
+            self.heads.get_mut(i),
+            self.nheads.get_mut(i),
+            self.ndescs.get_mut(i),
+        ) {
+            (Some(h), Some(nh), Some(nd)) => {
+                *h = (id, len);
+                *nh = n;
+                *nd = ndesc;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The descriptors recorded for used element `i` so far (0 if there is none).
+    pub(crate) fn used_ndesc(&self, i: usize) -> u16 {
+        self.ndescs.get(i).copied().unwrap_or(0)
+    }
+
     /// Whether `VIRTIO_F_IN_ORDER` was negotiated.
     pub(crate) fn in_order(&self) -> bool {
-        self.ring.in_order
+        self.ring.in_order()
+    }
+
+    /// Whether the ring is packed (`VIRTIO_F_RING_PACKED` negotiated).
+    pub(crate) fn packed(&self) -> bool {
+        self.ring.is_packed()
     }
 
     /// The memory a round on this queue works in: the device's, with this queue's used-ring
@@ -239,17 +289,15 @@ impl Vq {
         };
         // With the IOTLB the used ring is logged by its ring address, translated
         // (log_used()); `log_addr` is then an I/O virtual address vhost never uses.
-        let addr = if iotlb.is_some() {
-            self.ring.used
-        } else {
-            self.log_addr
-        };
+        let (desc, _, used) = self.ring.addrs();
+        let addr = if iotlb.is_some() { used } else { self.log_addr };
         Some(UserMem {
             table: view.umem?,
             iotlb,
             used_log: self.log_used.then_some(UsedLog {
                 base: self.log_base,
                 addr,
+                desc,
                 ctx: view.log_ctx,
             }),
         })
@@ -261,19 +309,14 @@ impl Vq {
     /// answer requeues the queue) or not with the access it needs. Caches the mappings
     /// that cover a whole part.
     pub(crate) fn prefetch(&mut self, view: GuestView<'_>) -> bool {
-        let r = &self.ring;
-        if r.desc == 0 && r.avail == 0 && r.used == 0 {
+        let (desc, avail, used) = self.ring.addrs();
+        if desc == 0 && avail == 0 && used == 0 {
             return false;
         }
         let Some(table) = view.iotlb.filter(|_| self.iotlb) else {
             return true;
         };
-        let ev = self.event_idx();
-        let parts = [
-            (Part::Desc, ACCESS_RO, r.desc, ring::desc_size(r.num)),
-            (Part::Avail, ACCESS_RO, r.avail, ring::avail_size(r.num, ev)),
-            (Part::Used, ACCESS_WO, r.used, ring::used_size(r.num, ev)),
-        ];
+        let parts = self.ring.parts(self.ring.num(), desc, avail, used);
         for (part, access, addr, len) in parts {
             if !self.iotlb_access_ok(table, view.msgs, part, access, addr, len) {
                 return false;
@@ -307,12 +350,13 @@ impl Vq {
                     return false;
                 }
             };
-            if m.perm & access == 0 {
+            // All of it: a packed ring's descriptors are read and written.
+            if m.perm & access != access {
                 return false;
             }
             let size = m.size().wrapping_sub(addr - m.start);
             // vhost_vq_meta_update(): cached only with the access the part is used for.
-            if orig == addr && size >= len && m.perm & access != 0 {
+            if orig == addr && size >= len {
                 self.meta[part as usize] = Some(m);
             }
             s = s.saturating_add(size);
@@ -333,9 +377,7 @@ impl Vq {
     /// `vhost_vq_invalidate_access()`: the ring addresses were in the other address space
     /// (user addresses against I/O virtual ones): forgotten until set again.
     fn invalidate_access(&mut self) {
-        self.ring.desc = 0;
-        self.ring.avail = 0;
-        self.ring.used = 0;
+        self.ring.set_addrs(0, 0, 0);
         self.log_used = false;
         self.log_addr = u64::MAX;
         self.meta_reset();
@@ -419,10 +461,10 @@ impl Vq {
         if n == 0 {
             return;
         }
-        let Some(heads) = self.heads.get(..n) else {
+        let (Some(heads), Some(ndescs)) = (self.heads.get(..n), self.ndescs.get(..n)) else {
             return;
         };
-        if let Err(e) = self.ring.add_used_n(mem, heads) {
+        if let Err(e) = self.ring.add_used_n(mem, heads, ndescs) {
             self.error("used ring write failed", e);
             return;
         }
@@ -435,10 +477,14 @@ impl Vq {
         if n == 0 {
             return;
         }
-        let (Some(heads), Some(nheads)) = (self.heads.get(..n), self.nheads.get(..n)) else {
+        let (Some(heads), Some(nheads), Some(ndescs)) = (
+            self.heads.get(..n),
+            self.nheads.get(..n),
+            self.ndescs.get(..n),
+        ) else {
             return;
         };
-        if let Err(e) = self.ring.add_used_n_in_order(mem, heads, nheads) {
+        if let Err(e) = self.ring.add_used_n_in_order(mem, heads, nheads, ndescs) {
             self.error("used ring write failed", e);
             return;
         }
@@ -481,32 +527,21 @@ impl Vq {
         }
     }
 
-    fn event_idx(&self) -> bool {
-        self.ring.event_idx
-    }
-
     /// `vq_access_ok()`: the three rings of `num` entries are user memory. With the IOTLB
     /// they are I/O virtual addresses, checked by each round's prefetch instead.
     fn rings_access_ok(&self, num: u32, desc: u64, avail: u64, used: u64) -> bool {
-        if self.iotlb {
-            return true;
-        }
-        let ev = self.event_idx();
-        sys::access_ok(desc, ring::desc_size(num))
-            && sys::access_ok(avail, ring::avail_size(num, ev))
-            && sys::access_ok(used, ring::used_size(num, ev))
+        self.iotlb
+            || self
+                .ring
+                .parts(num, desc, avail, used)
+                .iter()
+                .all(|&(_, _, addr, len)| sys::access_ok(addr, len))
     }
 
     /// `vq_log_used_access_ok()`: with the IOTLB `log_addr` is never used (the used ring is
     /// logged through its translation).
     fn log_used_access_ok(&self, log_base: u64, log_used: bool, log_addr: u64) -> bool {
-        self.iotlb
-            || !log_used
-            || mem::log_access_ok(
-                log_base,
-                log_addr,
-                ring::used_size(self.ring.num, self.event_idx()),
-            )
+        self.iotlb || !log_used || mem::log_access_ok(log_base, log_addr, self.ring.used_log_size())
     }
 
     /// `vq_log_access_ok()`
@@ -517,13 +552,9 @@ impl Vq {
 
     /// `vhost_vq_access_ok()`: can this queue be started?
     fn access_ok(&self, umem: Option<&MemTable>) -> bool {
+        let (desc, avail, used) = self.ring.addrs();
         self.log_access_ok(umem, self.log_base)
-            && self.rings_access_ok(
-                self.ring.num,
-                self.ring.desc,
-                self.ring.avail,
-                self.ring.used,
-            )
+            && self.rings_access_ok(self.ring.num(), desc, avail, used)
     }
 
     /// `vhost_vq_init_access()`, for a queue that has just become active: publishes our
@@ -531,7 +562,7 @@ impl Vq {
     /// holds.
     pub(crate) fn init_access(&mut self, view: GuestView<'_>) -> Result {
         let mem = self.mem(view).ok_or(EFAULT)?;
-        if let Err(e) = self.ring.update_used_flags(&mem) {
+        if let Err(e) = self.ring.init_access(&mem) {
             if self.iotlb {
                 // Through the IOTLB's slow path, which reports its failures
                 // (__vhost_get_user_slow()).
@@ -539,8 +570,11 @@ impl Vq {
             }
             return Err(EFAULT);
         }
-        self.ring.signalled_used_valid = false;
-        let idx_addr = self.ring.used.wrapping_add(ring::USED_IDX_OFFSET);
+        if self.ring.is_packed() {
+            // Its used position came with VHOST_SET_VRING_BASE.
+            return Ok(());
+        }
+        let idx_addr = self.ring.addrs().2.wrapping_add(ring::USED_IDX_OFFSET);
         let idx = if self.iotlb {
             // vhost_get_used_idx() through the IOTLB.
             mem.ring_read_u16(Part::Used, idx_addr)
@@ -551,7 +585,7 @@ impl Vq {
         };
         match idx {
             Ok(idx) => {
-                self.ring.last_used_idx = idx;
+                self.ring.set_last_used(idx);
                 Ok(())
             }
             Err(e) => {
@@ -922,24 +956,26 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
                 if !ring::valid_num(s.num) {
                     return Err(EINVAL);
                 }
-                vq.ring.num = s.num;
+                vq.ring.set_num(s.num);
             }
             VHOST_SET_VRING_ADDR => {
                 let a = VringAddr::from_bytes(&user::read(arg)?);
                 if a.flags & !(1 << VHOST_VRING_F_LOG) != 0 {
                     return Err(EOPNOTSUPP);
                 }
-                if a.avail_user_addr % ring::AVAIL_ALIGN != 0
-                    || a.used_user_addr % ring::USED_ALIGN != 0
-                    || a.log_guest_addr % ring::USED_ALIGN != 0
-                {
+                if !vq.ring.addr_aligned(
+                    a.desc_user_addr,
+                    a.avail_user_addr,
+                    a.used_user_addr,
+                    a.log_guest_addr,
+                ) {
                     return Err(EINVAL);
                 }
                 let log_used = a.flags & (1 << VHOST_VRING_F_LOG) != 0;
                 // Checked here only with a backend; otherwise when one is attached.
                 if active
                     && (!vq.rings_access_ok(
-                        vq.ring.num,
+                        vq.ring.num(),
                         a.desc_user_addr,
                         a.avail_user_addr,
                         a.used_user_addr,
@@ -948,9 +984,8 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
                     return Err(EINVAL);
                 }
                 vq.log_used = log_used;
-                vq.ring.desc = a.desc_user_addr;
-                vq.ring.avail = a.avail_user_addr;
-                vq.ring.used = a.used_user_addr;
+                vq.ring
+                    .set_addrs(a.desc_user_addr, a.avail_user_addr, a.used_user_addr);
                 vq.log_addr = a.log_guest_addr;
             }
             VHOST_SET_VRING_BASE => {
@@ -959,24 +994,11 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
                     return Err(EBUSY);
                 }
                 let s = VringState::from_bytes(&user::read(arg)?);
-                if vq.has_feature(VIRTIO_F_RING_PACKED) {
-                    vq.ring.last_avail_idx = s.num as u16;
-                    vq.ring.next_avail_head = vq.ring.last_avail_idx;
-                    vq.ring.last_used_idx = (s.num >> 16) as u16;
-                } else {
-                    let num = u16::try_from(s.num).map_err(|_| EINVAL)?;
-                    vq.ring.last_avail_idx = num;
-                    vq.ring.next_avail_head = num;
-                }
-                // Forget the cached index value.
-                vq.ring.avail_idx = vq.ring.last_avail_idx;
+                // Also forgets the cached avail index value.
+                vq.ring.set_base(s.num).map_err(|_| EINVAL)?;
             }
             VHOST_GET_VRING_BASE => {
-                let num = if vq.has_feature(VIRTIO_F_RING_PACKED) {
-                    u32::from(vq.ring.last_avail_idx) | (u32::from(vq.ring.last_used_idx) << 16)
-                } else {
-                    u32::from(vq.ring.last_avail_idx)
-                };
+                let num = vq.ring.get_base();
                 user::write(arg, &VringState { index: idx, num }.to_bytes())?;
             }
             VHOST_SET_VRING_KICK => {

@@ -21,10 +21,12 @@ use crate::{
 use kernel::sync::barrier::{smp_mb, Full, Read, Write};
 
 /// Dirty logging of used-ring writes: the log bitmap, the used ring's guest address (its
-/// ring address with the IOTLB), and the eventfd to tell the VMM.
+/// ring address with the IOTLB), the descriptor ring's ring address (a packed ring writes
+/// its used descriptors there), and the eventfd to tell the VMM.
 pub(crate) struct UsedLog<'a> {
     pub(crate) base: u64,
     pub(crate) addr: u64,
+    pub(crate) desc: u64,
     pub(crate) ctx: Option<&'a EventFdCtx>,
 }
 
@@ -99,6 +101,27 @@ impl UserMem<'_> {
     }
 }
 
+impl UserMem<'_> {
+    /// `vhost_copy_to_user()` into ring part `part` (the used ring, or a packed ring's
+    /// descriptors): through the prefetched mapping, or translated for write access.
+    fn ring_write_part(&self, part: Part, addr: u64, buf: &[u8]) -> Result<(), RingError> {
+        if self.iotlb.is_none() {
+            return self.write(addr, buf);
+        }
+        if let Some(u) = self.meta(part, addr, buf.len()) {
+            return self.write(u, buf);
+        }
+        let (iov, n) = self.ring_segs(addr, buf.len(), ACCESS_WO)?;
+        let mut at = 0usize;
+        for s in &iov[..n] {
+            let end = at + s.len as usize;
+            self.write(s.addr, buf.get(at..end).ok_or(RingError::Fault)?)?;
+            at = end;
+        }
+        Ok(())
+    }
+}
+
 impl GuestMemory for UserMem<'_> {
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), RingError> {
         user::read_into(uaddr, buf).map_err(|_| RingError::Fault)
@@ -165,21 +188,7 @@ impl GuestMemory for UserMem<'_> {
     }
 
     fn ring_write(&self, addr: u64, buf: &[u8]) -> Result<(), RingError> {
-        if self.iotlb.is_none() {
-            return self.write(addr, buf);
-        }
-        if let Some(u) = self.meta(Part::Used, addr, buf.len()) {
-            return self.write(u, buf);
-        }
-        // vhost_copy_to_user()
-        let (iov, n) = self.ring_segs(addr, buf.len(), ACCESS_WO)?;
-        let mut at = 0usize;
-        for s in &iov[..n] {
-            let end = at + s.len as usize;
-            self.write(s.addr, buf.get(at..end).ok_or(RingError::Fault)?)?;
-            at = end;
-        }
-        Ok(())
+        self.ring_write_part(Part::Used, addr, buf)
     }
 
     fn ring_write_u16(&self, addr: u64, v: u16) -> Result<(), RingError> {
@@ -187,6 +196,38 @@ impl GuestMemory for UserMem<'_> {
             return self.write_u16(addr, v);
         }
         self.write_u16(self.ring_u16_addr(Part::Used, addr)?, v)
+    }
+
+    fn ring_write_desc(&self, addr: u64, buf: &[u8]) -> Result<(), RingError> {
+        self.ring_write_part(Part::Desc, addr, buf)
+    }
+
+    fn ring_write_desc_u16(&self, addr: u64, v: u16) -> Result<(), RingError> {
+        if self.iotlb.is_none() {
+            return self.write_u16(addr, v);
+        }
+        self.write_u16(self.ring_u16_addr(Part::Desc, addr)?, v)
+    }
+
+    fn log_desc(&self, offset: u64, len: u64) {
+        let Some(log) = &self.used_log else {
+            return;
+        };
+        // As log_used(): the write before its dirty bit; a failed log write does not fail
+        // the ring update. The descriptor ring is known by ring address only (QEMU passes
+        // no guest address for it): its user range, to guest pages.
+        smp_mb(Write);
+        let addr = log.desc.wrapping_add(offset);
+        if self.iotlb.is_some() {
+            if let Ok((iov, n)) = self.ring_segs(addr, len as usize, ACCESS_WO) {
+                self.log_hva(log.base, &iov[..n]);
+            }
+        } else {
+            let _ = mem::log_write_hva(self.table, log.base, addr, len);
+        }
+        if let Some(ctx) = log.ctx {
+            ctx.signal();
+        }
     }
 
     fn log_used(&self, offset: u64, len: u64) {

@@ -47,6 +47,11 @@ use kernel::{
 /// (`next_avail_head`); TX gives back each batch as one used element naming its last chain
 /// (not on the zero-copy path), RX one element per packet naming its last buffer.
 ///
+/// RING_PACKED, which vhost_net.ko lacks: the queue's ring is packed (ring/packed.rs), driven
+/// through the same chains and used elements as a split one (dev.rs keeps the descriptor
+/// count of each chain, which a packed ring's used side needs); `VHOST_{GET,SET}_VRING_BASE`
+/// carry both positions with their wrap counters, as vhost.c encodes them.
+///
 /// RING_RESET asks nothing more of the device than vhost.c already does: the driver resets
 /// one queue as QEMU's `vhost_net_virtqueue_reset()` does, by detaching that queue's backend
 /// (`NET_SET_BACKEND` -1), setting the ring up again (NUM, BASE, ADDR, KICK, CALL are refused
@@ -62,6 +67,7 @@ const NET_FEATURES: Features = [
         | 1 << VIRTIO_F_ACCESS_PLATFORM
         | 1 << VIRTIO_NET_F_MRG_RXBUF
         | 1 << VIRTIO_F_IN_ORDER
+        | 1 << VIRTIO_F_RING_PACKED
         | 1 << VIRTIO_F_RING_RESET,
     1 << (VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO - 64) | 1 << (VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO - 64),
 ];
@@ -242,6 +248,7 @@ impl NetVq {
             counters: self.vq.counters(),
             busyloop_timeout: self.vq.busyloop_timeout(),
             zcopy_inflight: self.zcopy.as_ref().map_or(0, |z| z.inflight()),
+            packed: self.vq.packed(),
         }
     }
 }
@@ -688,7 +695,8 @@ impl VhostNet {
             let nvq = &mut vqs[TX];
             if let Some(mem) = nvq.vq.mem(view) {
                 loop {
-                    let n = zc.collect(nvq.vq.heads_mut(), &mut nvq.stats);
+                    let (heads, ndescs) = nvq.vq.used_mut(0);
+                    let n = zc.collect(heads, ndescs, &mut nvq.stats);
                     if n == 0 {
                         break;
                     }

@@ -39,7 +39,8 @@ pub(crate) struct VqStats {
 }
 
 /// What fdinfo and debugfs show of a queue, in this order. `kicks` is counted in the kick
-/// wakeup, outside the device lock; `busyloop_timeout` and `zcopy_inflight` are state.
+/// wakeup, outside the device lock; `busyloop_timeout`, `zcopy_inflight` and `packed_ring`
+/// (1 when the queue's ring is packed) are state.
 const NAMES: [&str; NSTATS] = [
     "packets",
     "bytes",
@@ -58,16 +59,18 @@ const NAMES: [&str; NSTATS] = [
     "zcopy_inflight",
     "batches",
     "batched",
+    "packed_ring",
 ];
-const NSTATS: usize = 17;
+const NSTATS: usize = 18;
 const KICKS: usize = 3;
 
-/// What a queue shows: the net counters, the generic queue's, and two pieces of state.
+/// What a queue shows: the net counters, the generic queue's, and three pieces of state.
 pub(crate) struct Snapshot<'a> {
     pub(crate) stats: &'a VqStats,
     pub(crate) counters: &'a VqCounters,
     pub(crate) busyloop_timeout: u32,
     pub(crate) zcopy_inflight: usize,
+    pub(crate) packed: bool,
 }
 
 /// The values of `NAMES` (`kicks` as 0: it is not kept in the queue).
@@ -91,6 +94,7 @@ fn values(q: &Snapshot<'_>) -> [u64; NSTATS] {
         q.zcopy_inflight as u64,
         st.batches,
         st.batched,
+        u64::from(q.packed),
     ]
 }
 

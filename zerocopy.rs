@@ -26,8 +26,8 @@ const MAX_PEND: usize = 128;
 /// The zero-copy state of a TX backend; dropping it waits for every buffer in flight.
 pub(crate) struct ZeroCopy {
     zc: Zc,
-    /// The head of the chain in each slot.
-    heads: KVec<u16>,
+    /// The head of the chain in each slot, and the descriptors it took.
+    heads: KVec<(u16, u16)>,
     upend: usize,
     done: usize,
     /// Packets since the last reset of the error rate, and zero-copy sends among them that
@@ -44,7 +44,7 @@ impl ZeroCopy {
     /// As [`Zc::new`]: `target` outlives the result (it is kept in `target`'s device).
     pub(crate) unsafe fn new<T: PollWake>(target: &T, bit: u32) -> Result<Self> {
         let mut heads = KVec::with_capacity(Zc::SLOTS, GFP_KERNEL)?;
-        heads.resize(Zc::SLOTS, 0, GFP_KERNEL)?;
+        heads.resize(Zc::SLOTS, (0, 0), GFP_KERNEL)?;
         Ok(Self {
             // SAFETY: the caller's contract.
             zc: unsafe { Zc::new(target, bit) }?,
@@ -89,19 +89,20 @@ impl ZeroCopy {
         }
     }
 
-    /// Sends chain `head` (`iov`, `len` bytes) zero-copy. A socket that is full for now
+    /// Sends chain `head` of `ndesc` descriptors (`iov`, `len` bytes) zero-copy. A socket that is full for now
     /// (`EAGAIN`, `ENOMEM`, `ENOBUFS`) leaves no trace: the caller gives the chain back. Any
     /// other error drops the packet and the slot is returned in order like a sent one.
     pub(crate) fn send(
         &mut self,
         head: u16,
+        ndesc: u16,
         sock: &Socket,
         iov: &[Iov],
         len: usize,
         stats: &mut VqStats,
     ) -> Result<usize> {
         let slot = self.upend;
-        self.heads[slot] = head;
+        self.heads[slot] = (head, ndesc);
         self.upend = (slot + 1) % Zc::SLOTS;
         let r = self.zc.sendmsg(slot, sock, iov, len);
         match r {
@@ -119,10 +120,16 @@ impl ZeroCopy {
     }
 
     /// `vhost_zerocopy_signal_used()`: moves the buffers completed in order from `done` to
-    /// `out` as used elements (length 0, as vhost-net), and returns how many.
-    pub(crate) fn collect(&mut self, out: &mut [(u32, u32)], stats: &mut VqStats) -> usize {
+    /// `out` as used elements (length 0, as vhost-net), their descriptor counts to `ndescs`,
+    /// and returns how many.
+    pub(crate) fn collect(
+        &mut self,
+        out: &mut [(u32, u32)],
+        ndescs: &mut [u16],
+        stats: &mut VqStats,
+    ) -> usize {
         let mut n = 0;
-        while self.done != self.upend && n < out.len() {
+        while self.done != self.upend && n < out.len().min(ndescs.len()) {
             match self.zc.state(self.done) {
                 ZcState::Done => stats.zcopy_done += 1,
                 ZcState::Failed => {
@@ -132,7 +139,9 @@ impl ZeroCopy {
                 ZcState::InProgress | ZcState::Clear => break,
             }
             self.zc.set_state(self.done, ZcState::Clear);
-            out[n] = (u32::from(self.heads[self.done]), 0);
+            let (head, ndesc) = self.heads[self.done];
+            out[n] = (u32::from(head), 0);
+            ndescs[n] = ndesc;
             n += 1;
             self.done = (self.done + 1) % Zc::SLOTS;
         }

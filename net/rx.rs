@@ -210,14 +210,13 @@ fn get_rx_bufs(
             .map(|s| s.len)
             .sum();
         let used = size.min(datalen);
+        let head = u32::from(chain.head);
         let recorded = if in_order {
             // At most `quota` (UIO_MAXIOV) buffers: the count fits in u16.
-            vq.set_used_in_order(at, u32::from(chain.head), used as u32, heads as u16 + 1)
-        } else if let Some(h) = vq.heads_mut().get_mut(at + heads) {
-            *h = (u32::from(chain.head), used as u32);
-            true
+            let n = heads as u16 + 1;
+            vq.set_used_in_order(at, head, used as u32, n, ndesc.wrapping_add(chain.ndesc))
         } else {
-            false
+            vq.set_used(at + heads, head, used as u32, chain.ndesc)
         };
         if !recorded {
             vq.discard(heads as u16 + 1, ndesc.wrapping_add(chain.ndesc));

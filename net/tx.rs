@@ -52,8 +52,8 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
         }
         // Zero-copy buffers the stack has let go of go back to the guest first.
         if let Some(zc) = nvq.zcopy.as_mut() {
-            let heads = nvq.vq.heads_mut().get_mut(done..).unwrap_or_default();
-            done += zc.collect(heads, &mut nvq.stats);
+            let (heads, ndescs) = nvq.vq.used_mut(done);
+            done += zc.collect(heads, ndescs, &mut nvq.stats);
             if done >= BATCH {
                 flush(nvq, &round.mem, done);
                 done = 0;
@@ -116,14 +116,16 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
                 break;
             }
             Tx::Used if in_order => {
-                // As vhost-net's heads[0].id: the batch's one element names its last chain.
+                // As vhost-net's heads[0].id: the batch's one element names its last chain,
+                // and covers the descriptors of all of them.
                 done += 1;
+                let before = if done == 1 { 0 } else { nvq.vq.used_ndesc(0) };
+                let ndesc = before.wrapping_add(chain.ndesc);
                 nvq.vq
-                    .set_used_in_order(0, u32::from(chain.head), 0, done as u16);
+                    .set_used_in_order(0, u32::from(chain.head), 0, done as u16, ndesc);
             }
             Tx::Used => {
-                if let Some(h) = nvq.vq.heads_mut().get_mut(done) {
-                    *h = (u32::from(chain.head), 0);
+                if nvq.vq.set_used(done, u32::from(chain.head), 0, chain.ndesc) {
                     done += 1;
                 }
             }
@@ -143,6 +145,7 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
 /// strips, `payload` bytes of it, `len` bytes with the header.
 struct Packet {
     head: u16,
+    ndesc: u16,
     first: usize,
     out: usize,
     payload: usize,
@@ -164,6 +167,7 @@ fn packet(nvq: &mut NetVq, chain: &Chain) -> Option<Packet> {
     match first {
         Some(first) if len > hlen => Some(Packet {
             head: chain.head,
+            ndesc: chain.ndesc,
             first,
             out,
             payload: (len - hlen) as usize,
@@ -256,7 +260,7 @@ fn zerocopy(nvq: &mut NetVq, pkt: &Packet) -> Tx {
         return Tx::Retry;
     };
     let iov = nvq.vq.iov().get(pkt.first..pkt.out).unwrap_or_default();
-    match zc.send(pkt.head, sock, iov, pkt.payload, &mut nvq.stats) {
+    match zc.send(pkt.head, pkt.ndesc, sock, iov, pkt.payload, &mut nvq.stats) {
         Err(e) if full(e) => Tx::Retry,
         Ok(_) => {
             nvq.stats.packets += 1;

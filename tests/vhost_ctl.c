@@ -16,12 +16,13 @@
  * sequences still check the reference against our reading of it: a case then
  * prints "# SKIP" when the reference met every expectation, "not ok" if not.
  *
- * Feature bits: the DUT may advertise a subset of the reference's bits while its
- * data path is incomplete. features_subset checks DUT <= REF and lists what it
- * lacks; every other sequence sets only bits both devices advertise, records
- * GET_FEATURES* results masked to the intersection, and marks the steps that
- * set a REF-only bit as "differs on purpose" (REF must succeed, DUT must fail
- * with EOPNOTSUPP), which the comparison prints instead of hiding.
+ * Feature bits: the DUT advertises the reference's bits plus exactly DUT_FEAT0
+ * (RING_PACKED, which vhost_net.ko lacks). features_subset checks that and lists
+ * what the DUT lacks; every other sequence sets only bits both devices
+ * advertise, records GET_FEATURES* results masked to the intersection, and marks
+ * the steps that set a bit only one side has as "differs on purpose" (REF-only:
+ * REF must succeed, DUT must fail with EOPNOTSUPP; DUT-only: REF must fail with
+ * EOPNOTSUPP, DUT must succeed), which the comparison prints instead of hiding.
  *
  * Assumes the test kernel's config: CONFIG_VHOST_CROSS_ENDIAN_LEGACY off (the
  * VRING_ENDIAN ioctls are ENOTTY), CONFIG_VHOST_ENABLE_FORK_OWNER_CONTROL on,
@@ -75,6 +76,8 @@
 #define KNOWN_FEAT0	(B(15) | B(24) | B(26) | B(27) | B(28) | B(29) | B(32) | \
 			 B(33) | B(35) | B(40))
 #define KNOWN_FEAT1	(B(65 - 64) | B(67 - 64))
+/* Bits the DUT adds on purpose: VIRTIO_F_RING_PACKED (ring/packed.rs). */
+#define DUT_FEAT0	B(34)
 #define KNOWN_BFEAT	B(VHOST_BACKEND_F_IOTLB_MSG_V2)
 #define F_LOG_ALL	B(VHOST_F_LOG_ALL)
 #define F_ACCESS_PLATFORM B(33)
@@ -98,7 +101,7 @@ struct step {
 	int exp_err;		/* K_IOCTL: expected errno (0 = success), NONE */
 	int has_exp_val;	/* K_VALUE */
 	uint64_t exp_val;
-	int dut_err;		/* >= 0: differs on purpose, DUT must fail so */
+	int dut_err;		/* > 0: differs on purpose, DUT must fail so; 0: DUT must succeed */
 };
 
 struct trace {
@@ -181,8 +184,9 @@ io(struct ctx *c, int exp, unsigned long req, void *arg, const char *fmt, ...)
 	return r;
 }
 
-/* An ioctl step where REF and DUT differ on purpose: the DUT must fail with
- * dut_err when ref_only is set, else it must match REF as usual. */
+/* An ioctl step where REF and DUT differ on purpose: when ref_only is set, the DUT
+ * must fail with dut_err (or succeed, dut_err 0: a bit only the DUT has), else it
+ * must match REF as usual. */
 static long __attribute__((format(printf, 7, 8)))
 io_diff(struct ctx *c, int exp, int ref_only, int dut_err, unsigned long req,
 	void *arg, const char *fmt, ...)
@@ -306,6 +310,16 @@ static long set_u64_(struct ctx *c, int exp, unsigned long req, const char *rn, 
 	return io(c, exp, req, &x, "%s(%#llx)", rn, (unsigned long long)v);
 }
 #define SET_U64(c, exp, req, v) set_u64_(c, exp, VHOST_##req, #req, v)
+
+/* SET_FEATURES of @v, which holds a bit only the DUT advertises: REF fails with
+ * EOPNOTSUPP, the DUT must take it. */
+static long set_features_dut_only(struct ctx *c, uint64_t v)
+{
+	uint64_t x = v;
+
+	return io_diff(c, EOPNOTSUPP, 1, 0, VHOST_SET_FEATURES, &x, "SET_FEATURES(%#llx)",
+		       (unsigned long long)v);
+}
 
 static long set_int_(struct ctx *c, int exp, unsigned long req, const char *rn,
 		     int v, const char *name)
@@ -696,10 +710,10 @@ static void seq_features_set_get(struct ctx *c)
 	SET_U64(c, 0, SET_FEATURES, com_feat[0]);	/* no owner needed */
 	SET_U64(c, 0, SET_FEATURES, 0);
 	SET_U64(c, EOPNOTSUPP, SET_FEATURES, B(0));	/* VIRTIO_NET_F_CSUM */
-	SET_U64(c, EOPNOTSUPP, SET_FEATURES, B(34));	/* RING_PACKED */
+	set_features_dut_only(c, B(34));		/* RING_PACKED: ours only */
 	SET_U64(c, EOPNOTSUPP, SET_FEATURES, B(63));
 	SET_U64(c, EOPNOTSUPP, SET_FEATURES, ~0ULL);
-	SET_U64(c, EOPNOTSUPP, SET_FEATURES, com_feat[0] | B(34));
+	set_features_dut_only(c, com_feat[0] | B(34));
 	set_owner(c, 0);
 	SET_U64(c, 0, SET_FEATURES, com_feat[0]);
 	get_features(c);		/* device features, not the acked ones */
@@ -710,7 +724,8 @@ static void seq_features_set_get(struct ctx *c)
 }
 
 /* Every bit alone through SET_FEATURES: REF accepts exactly its own bits
- * (vhost_net_ioctl: features & ~vhost_net_features[0] -> EOPNOTSUPP). */
+ * (vhost_net_ioctl: features & ~vhost_net_features[0] -> EOPNOTSUPP), the DUT its
+ * own; a bit only one of them has differs on purpose. */
 static void seq_features_each_bit(struct ctx *c)
 {
 	int b;
@@ -719,7 +734,7 @@ static void seq_features_each_bit(struct ctx *c)
 		uint64_t x = B(b);
 		int in_ref = !!(ref_feat[0] & x), in_dut = !!(dut_feat[0] & x);
 
-		io_diff(c, in_ref ? 0 : EOPNOTSUPP, in_ref && !in_dut, EOPNOTSUPP,
+		io_diff(c, in_ref ? 0 : EOPNOTSUPP, in_ref != in_dut, in_dut ? 0 : EOPNOTSUPP,
 			VHOST_SET_FEATURES, &x, "SET_FEATURES(bit %d)", b);
 	}
 	SET_U64(c, 0, SET_FEATURES, 0);
@@ -735,7 +750,7 @@ static void seq_features_array_each_bit(struct ctx *c)
 		int in_ref = !!(ref_feat[w] & B(b % 64)), in_dut = !!(dut_feat[w] & B(b % 64));
 
 		a[1 + w] = B(b % 64);
-		io_diff(c, in_ref ? 0 : EOPNOTSUPP, in_ref && !in_dut, EOPNOTSUPP,
+		io_diff(c, in_ref ? 0 : EOPNOTSUPP, in_ref != in_dut, in_dut ? 0 : EOPNOTSUPP,
 			VHOST_SET_FEATURES_ARRAY, a, "SET_FEATURES_ARRAY(count 2, bit %d)", b);
 	}
 }
@@ -855,7 +870,13 @@ static void seq_features_array_set(struct ctx *c)
 	set_farray(c, EOPNOTSUPP, 4, 0, 0, 0, B(63), "count 4, word 3 bit 63");
 	set_farray(c, EOPNOTSUPP, 2, 0, B(63), 0, 0, "count 2, bit 127");
 	set_farray(c, EOPNOTSUPP, 2, B(0), 0, 0, 0, "count 2, bit 0");
-	set_farray(c, EOPNOTSUPP, 1, B(34), 0, 0, 0, "count 1, RING_PACKED");
+	{
+		uint64_t a[5] = { 1, B(34), 0, 0, 0 };
+
+		/* RING_PACKED: ours only */
+		io_diff(c, EOPNOTSUPP, 1, 0, VHOST_SET_FEATURES_ARRAY, a,
+			"SET_FEATURES_ARRAY(%s)", "count 1, RING_PACKED");
+	}
 
 	/* count 3 but only count + 2 words readable; word 0 also unsupported */
 	p = EDGE(3 * 8);
@@ -1829,13 +1850,15 @@ static int compare(const struct trace *r, const struct trace *d)
 		if (x->dut_err != NONE && !strcmp(x->what, y->what)) {
 			fmt_result(a, sizeof(a), x);
 			fmt_result(b, sizeof(b), y);
-			if (y->kind == K_IOCTL && y->ret == -1 && y->err == x->dut_err) {
+			if (y->kind == K_IOCTL &&
+			    (x->dut_err ? y->ret == -1 && y->err == x->dut_err : y->ret >= 0)) {
 				ktap_diag("differs on purpose: step %d %s: REF %s, DUT %s",
 					  i, x->what, a, b);
 				continue;
 			}
-			ktap_diag("step %d %s: REF %s, DUT %s, but DUT was expected to fail with %s (bit it does not advertise)",
-				  i, x->what, a, b, errno_name(x->dut_err));
+			ktap_diag("step %d %s: REF %s, DUT %s, but DUT was expected to %s %s (a bit only one side advertises)",
+				  i, x->what, a, b, x->dut_err ? "fail with" : "succeed",
+				  x->dut_err ? errno_name(x->dut_err) : "");
 			return 0;
 		}
 		if (!same_result(x, y)) {
@@ -1913,11 +1936,14 @@ static int features_subset(const char *ref, const char *dut)
 			  (unsigned long long)rx, (unsigned long long)dx);
 		ok = 0;
 	}
-	if ((df[0] & ~rf[0]) || (df[1] & ~rf[1]) || (db & ~rb)) {
-		ktap_diag("DUT advertises bits REF lacks: features %#llx %#llx backend %#llx",
+	if ((df[0] & ~rf[0]) != DUT_FEAT0 || (df[1] & ~rf[1]) || (db & ~rb)) {
+		ktap_diag("DUT advertises bits REF lacks: features %#llx %#llx backend %#llx; "
+			  "expected exactly %#llx (RING_PACKED) in word 0",
 			  (unsigned long long)(df[0] & ~rf[0]), (unsigned long long)(df[1] & ~rf[1]),
-			  (unsigned long long)(db & ~rb));
+			  (unsigned long long)(db & ~rb), (unsigned long long)DUT_FEAT0);
 		ok = 0;
+	} else {
+		ktap_diag("differs on purpose: DUT adds feature bit 34 (RING_PACKED)");
 	}
 	list_lacking("feature", 0, rf[0], df[0]);
 	list_lacking("feature", 64, rf[1], df[1]);
@@ -2028,8 +2054,9 @@ TEST_F(ctl, features_subset)
 
 /*
  * The feature set vhost_net.ko 7.3 offers, exactly (net.c's vhost_net_bits and
- * VHOST_NET_BACKEND_FEATURES): each device must offer it, no bit more, no bit less, so
- * that a bit we lack (or REF lost, or either gained) fails here instead of being skipped.
+ * VHOST_NET_BACKEND_FEATURES): REF must offer it and the DUT it plus DUT_FEAT0, no bit
+ * more, no bit less, so that a bit we lack (or REF lost, or either gained) fails here
+ * instead of being skipped.
  */
 #define PINNED_FEAT0 (B(VIRTIO_F_NOTIFY_ON_EMPTY) | B(VIRTIO_RING_F_INDIRECT_DESC) |	\
 		      B(VIRTIO_RING_F_EVENT_IDX) | B(VHOST_F_LOG_ALL) |			\
@@ -2040,7 +2067,7 @@ TEST_F(ctl, features_subset)
 		      B(VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO - 64))
 #define PINNED_BFEAT B(VHOST_BACKEND_F_IOTLB_MSG_V2)
 
-static int features_pinned(const char *dev)
+static int features_pinned(const char *dev, uint64_t add0)
 {
 	uint64_t f[2], bf, f64, extra;
 	int r = query_features(dev, f, &bf, &f64, &extra);
@@ -2049,12 +2076,12 @@ static int features_pinned(const char *dev)
 		ktap_diag("%s: feature queries: %s", dev, strerror(-r));
 		return 0;
 	}
-	if (f[0] != PINNED_FEAT0 || f[1] != PINNED_FEAT1 || bf != PINNED_BFEAT) {
-		ktap_diag("%s offers features %#llx %#llx backend %#llx; vhost_net.ko 7.3 offers "
-			  "%#llx %#llx backend %#llx", dev, (unsigned long long)f[0],
-			  (unsigned long long)f[1], (unsigned long long)bf,
-			  (unsigned long long)PINNED_FEAT0, (unsigned long long)PINNED_FEAT1,
-			  (unsigned long long)PINNED_BFEAT);
+	if (f[0] != (PINNED_FEAT0 | add0) || f[1] != PINNED_FEAT1 || bf != PINNED_BFEAT) {
+		ktap_diag("%s offers features %#llx %#llx backend %#llx; expected %#llx %#llx "
+			  "backend %#llx (vhost_net.ko 7.3's, plus %#llx)", dev,
+			  (unsigned long long)f[0], (unsigned long long)f[1], (unsigned long long)bf,
+			  (unsigned long long)(PINNED_FEAT0 | add0), (unsigned long long)PINNED_FEAT1,
+			  (unsigned long long)PINNED_BFEAT, (unsigned long long)add0);
 		return 0;
 	}
 	return 1;
@@ -2062,13 +2089,13 @@ static int features_pinned(const char *dev)
 
 TEST_F(ctl, features_pinned)
 {
-	int ref = features_pinned(REF);
+	int ref = features_pinned(REF, 0);
 
 	if (!self->have_dut) {
 		ASSERT_TRUE(ref);
 		SKIP(return, "DUT %s missing", DUT);
 	}
-	ASSERT_TRUE(features_pinned(DUT) & ref);
+	ASSERT_TRUE(features_pinned(DUT, DUT_FEAT0) & ref);
 }
 
 /* The sequences, in the order they ran before (the harness runs tests in source order). */

@@ -561,7 +561,7 @@ static long long fdinfo_counter(int vfd, const char *q, const char *name)
 static const char *const stat_names[] = {
 	"packets", "bytes", "drops", "kicks", "calls", "errors", "busy_hits", "busy_misses",
 	"requeues", "busyloop_timeout", "zcopy", "zcopy_done", "zcopy_copied", "zcopy_fallbacks",
-	"zcopy_inflight", "batches", "batched",
+	"zcopy_inflight", "batches", "batched", "packed_ring",
 };
 
 /*
