@@ -59,8 +59,9 @@ demo:
 bench:
 	@$(REPO)scripts/bench.sh
 
-# QEMU variants (mrg_rxbuf/event_idx/indirect off, offloads off, poll-us, multiqueue, reboot,
-# SIGKILL, live migration), both devices, nested in the VM. Not yet part of CI (see README).
+# QEMU variants (mrg_rxbuf/event_idx/indirect and offloads off, multiqueue with poll-us, reboot,
+# SIGKILL, live migration, ring reset, vIOMMU, packed rings), both devices, nested in the VM.
+# CI (.ci/run) runs it after make check, skipping some of the C reference's guests for time.
 check-qemu:
 	@$(REPO)scripts/check-qemu.sh
 
