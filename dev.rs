@@ -493,7 +493,15 @@ impl Vq {
 
     /// `vhost_signal()`: the call eventfd, if the guest wants an interrupt now.
     fn signal(&mut self, mem: &UserMem<'_>) {
-        if self.ring.notify(mem) {
+        let wanted = match self.ring.notify(mem) {
+            Ok(w) => w,
+            Err(e) => {
+                // As vhost_notify(): the queue's error, and the interrupt all the same.
+                self.error("reading the guest's notification state", e);
+                true
+            }
+        };
+        if wanted {
             if let Some(call) = &self.call {
                 call.signal();
                 self.counters.calls += 1;

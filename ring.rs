@@ -528,19 +528,27 @@ impl Ring {
     }
 
     /// `vhost_notify()`: whether the guest wants an interrupt for what was just used.
+    /// What cannot be read is a yes (a lost interrupt would stall the guest).
     pub(crate) fn notify<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> bool {
+        self.notify_checked(mem).unwrap_or(true)
+    }
+
+    /// [`Ring::notify`], with the fault of an unreadable flags or `used_event` field as the
+    /// error: the caller signals the guest anyway and reports the queue's error, as
+    /// `vhost_notify()` does (`vq_err()`, then true).
+    pub(crate) fn notify_checked<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+    ) -> Result<bool, RingError> {
         // Flush the used index before reading the guest's suppression state (paired with
         // the barrier the guest executes when enabling interrupts).
         mem.mb();
         if self.notify_on_empty && self.avail_idx == self.last_avail_idx {
-            return true;
+            return Ok(true);
         }
         if !self.event_idx {
-            let flags = mem.ring_read_u16(Part::Avail, self.avail.wrapping_add(AVAIL_FLAGS_OFFSET));
-            return match flags {
-                Ok(f) => f & VRING_AVAIL_F_NO_INTERRUPT == 0,
-                Err(_) => true,
-            };
+            let f = mem.ring_read_u16(Part::Avail, self.avail.wrapping_add(AVAIL_FLAGS_OFFSET))?;
+            return Ok(f & VRING_AVAIL_F_NO_INTERRUPT == 0);
         }
         let old = self.signalled_used;
         let valid = self.signalled_used_valid;
@@ -548,12 +556,10 @@ impl Ring {
         self.signalled_used = new;
         self.signalled_used_valid = true;
         if !valid {
-            return true;
+            return Ok(true);
         }
-        match mem.ring_read_u16(Part::Avail, self.used_event_addr()) {
-            Ok(event) => need_event(event, new, old),
-            Err(_) => true,
-        }
+        let event = mem.ring_read_u16(Part::Avail, self.used_event_addr())?;
+        Ok(need_event(event, new, old))
     }
 
     /// `vhost_update_used_flags()`

@@ -495,6 +495,16 @@ impl PackedRing {
     /// event suppression area: ENABLE yes, DISABLE no, DESC (with EVENT_IDX) when the
     /// used position passed its `off_wrap`. What cannot be read is a yes, as in split.
     pub(crate) fn notify<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> bool {
+        self.notify_checked(mem).unwrap_or(true)
+    }
+
+    /// [`PackedRing::notify`], with the fault of an unreadable driver area as the error:
+    /// the caller signals the driver anyway and reports the queue's error, as
+    /// `vhost_notify()` does for a split ring (`vq_err()`, then true).
+    pub(crate) fn notify_checked<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+    ) -> Result<bool, RingError> {
         // Flush the used descriptors before reading the driver's suppression state
         // (paired with the barrier the driver executes when enabling events).
         mem.mb();
@@ -502,17 +512,13 @@ impl PackedRing {
             && self.last_avail_idx == self.avail_idx
             && !matches!(self.avail_at(mem, self.last_avail_idx), Ok(true))
         {
-            return true;
+            return Ok(true);
         }
-        let flags =
-            match mem.ring_read_u16(Part::Avail, self.avail.wrapping_add(EVENT_FLAGS_OFFSET)) {
-                Ok(f) => f,
-                Err(_) => return true,
-            };
+        let flags = mem.ring_read_u16(Part::Avail, self.avail.wrapping_add(EVENT_FLAGS_OFFSET))?;
         if !self.event_idx {
             // DESC is meaningless without EVENT_IDX, and 3 reserved: anything but
             // DISABLE asks for events (a spurious one is harmless, a lost one is not).
-            return flags != RING_EVENT_FLAGS_DISABLE;
+            return Ok(flags != RING_EVENT_FLAGS_DISABLE);
         }
         let old = self.signalled_used;
         let valid = self.signalled_used_valid;
@@ -520,17 +526,15 @@ impl PackedRing {
         self.signalled_used = new;
         self.signalled_used_valid = true;
         match flags {
-            RING_EVENT_FLAGS_DISABLE => false,
+            RING_EVENT_FLAGS_DISABLE => Ok(false),
             RING_EVENT_FLAGS_DESC if valid => {
                 // The driver writes off_wrap before the flags that make it count.
                 mem.rmb();
-                match mem.ring_read_u16(Part::Avail, self.avail.wrapping_add(EVENT_OFF_WRAP_OFFSET))
-                {
-                    Ok(off_wrap) => need_event(off_wrap, new, old, self.num),
-                    Err(_) => true,
-                }
+                let off_wrap =
+                    mem.ring_read_u16(Part::Avail, self.avail.wrapping_add(EVENT_OFF_WRAP_OFFSET))?;
+                Ok(need_event(off_wrap, new, old, self.num))
             }
-            _ => true,
+            _ => Ok(true),
         }
     }
 

@@ -265,9 +265,10 @@ impl Vring {
         }
     }
 
-    /// `vhost_notify()`: whether the guest wants an interrupt for what was just used.
-    pub(crate) fn notify<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> bool {
-        either!(self, r => r.notify(mem))
+    /// `vhost_notify()`: whether the guest wants an interrupt for what was just used;
+    /// an unreadable suppression field is an error, on which the caller signals anyway.
+    pub(crate) fn notify<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<bool, RingError> {
+        either!(self, r => r.notify_checked(mem))
     }
 
     /// `vhost_disable_notify()`
