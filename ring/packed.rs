@@ -267,6 +267,23 @@ impl PackedRing {
         }
     }
 
+    /// `VHOST_SET_VRING_NUM`. Positions set for a larger ring would lie past this one,
+    /// where `slot()` refuses them but the comparisons of `has_avail()`, `enable_notify()`
+    /// and `discard()` (by encoded position) no longer hold: the ring then starts afresh,
+    /// as the `VHOST_SET_VRING_BASE` that QEMU and DPDK send after the size would set it.
+    /// (Found by the packed fuzz target: a resize after the base, then a failed `get_desc()`
+    /// and its `discard()`, left `has_avail()` true for ever.)
+    pub(crate) fn set_num(&mut self, num: u32) {
+        self.num = num;
+        let inside = |p: RingPos| u32::from(p.idx) < num;
+        if !(inside(self.last_avail_idx) && inside(self.avail_idx) && inside(self.last_used_idx)) {
+            self.last_avail_idx = RingPos::START;
+            self.avail_idx = RingPos::START;
+            self.last_used_idx = RingPos::START;
+            self.signalled_used_valid = false;
+        }
+    }
+
     /// `VHOST_GET_VRING_BASE` of a packed ring, as vhost.c and QEMU encode it:
     /// `last_avail_idx | avail_wrap << 15` low, `last_used_idx | used_wrap << 15` high.
     pub(crate) fn get_base(&self) -> u32 {

@@ -51,8 +51,13 @@ impl Vring {
         either!(self, r => r.num)
     }
 
+    /// `VHOST_SET_VRING_NUM` (a packed ring whose positions lie past the new size starts
+    /// afresh: `PackedRing::set_num`).
     pub(crate) fn set_num(&mut self, num: u32) {
-        either!(self, r => r.num = num)
+        match self {
+            Vring::Split(r) => r.num = num,
+            Vring::Packed(r) => r.set_num(num),
+        }
     }
 
     /// The three ring addresses as `VHOST_SET_VRING_ADDR` gave them: descriptors, avail

@@ -1480,3 +1480,25 @@ fn vring_drives_a_packed_ring() {
     let b = slot_bytes(&m, 6);
     assert_eq!(u16::from_le_bytes([b[12], b[13]]), 1, "the batch's last buffer");
 }
+
+/// A resize after the base (a hostile VMM: SET_VRING_NUM on a stopped queue) that leaves
+/// positions past the ring restarts them; one that keeps them inside keeps them. Before,
+/// a failed get_desc() and its discard() left has_avail() true for ever (the packed fuzz
+/// target's finding, corpus/packed/finding-resize-has-avail).
+#[test]
+fn vring_resize_past_the_positions_restarts_them() {
+    let m = Mem::new();
+    let mut r = Vring::new();
+    r.set_num(8);
+    r.set_addrs(DESC, DRIVER, DEVICE);
+    r.set_features(true, false, true, false);
+    r.set_base(0x8006_8006).unwrap();
+    r.set_num(16);
+    assert_eq!(r.get_base(), 0x8006_8006, "still inside: kept");
+    r.set_num(4);
+    assert_eq!(r.get_base(), 0x8000_8000, "past the ring: a fresh one");
+    assert_eq!(take_vring(&m, &mut r), None);
+    r.discard(0, 0);
+    assert_eq!(r.has_avail(&m), Ok(false));
+    assert_eq!(r.notify(&m), Ok(true), "NOTIFY_ON_EMPTY with nothing pending");
+}
