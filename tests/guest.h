@@ -2,7 +2,8 @@
 /*
  * The driver side of a fake virtio-net guest, for the vhost data-path tests:
  * guest memory (one memfd, exposed to vhost as three regions), a split-ring
- * driver (descriptor chains, indirect tables, event idx) and a tap interface.
+ * driver (descriptor chains, indirect tables, event idx), a packed-ring driver
+ * (struct pvr: the same, with explicit wrap counters) and a tap interface.
  * The AF_PACKET sockets that feed and watch the tap are in frames.h.
  *
  * Guest memory layout. The memfd (8 MiB) is mapped once; vhost sees:
@@ -413,6 +414,449 @@ static inline uint64_t vr_take_calls(struct vr *vr)
 	if (read(vr->call, &v, sizeof(v)) != sizeof(v))
 		return 0;
 	return v;
+}
+
+/* ---- packed ring, driver side ------------------------------------------------ */
+
+/*
+ * The driver side of a packed virtqueue (virtio 1.x, 2.8 "Packed Virtqueues",
+ * VIRTIO_F_RING_PACKED), as Linux's virtqueue_add_packed() and
+ * virtqueue_get_buf_ctx_packed() drive one, with every step explicit so that the tests
+ * can also break them on purpose.
+ *
+ * One descriptor ring serves both ways. Each side has a position in it and a wrap
+ * counter; both counters start at 1 and flip each time their position passes the end of
+ * the ring. The driver makes a chain available by writing its descriptors at its avail
+ * position with AVAIL = its wrap counter and USED = the inverse; the chain's first
+ * descriptor's flags are written last, after a release barrier, since they hand the whole
+ * chain over (2.8.21.1). The buffer id goes in the chain's last descriptor (2.8.6). The
+ * device writes one used descriptor per buffer (id, written length, AVAIL = USED = its
+ * wrap counter, WRITE when it wrote into the buffer) at its used position, and skips the
+ * slots the chain took; so does the driver, by the slot count it recorded for that id.
+ * Ids come from a free list: the device must name buffers by id, never by slot.
+ *
+ * Two 4-byte event suppression areas ({ le16 off_wrap; le16 flags; }, flags ENABLE 0,
+ * DISABLE 1, DESC 2, the last only with EVENT_IDX): the driver area, written here and
+ * read by the device (do we want used buffer notifications, and with DESC from which
+ * used position on), and the device area, written by the device (does it want kicks).
+ * VHOST_SET_VRING_ADDR passes the descriptor ring, the driver area and the device area as
+ * desc_user_addr, avail_user_addr and used_user_addr (QEMU's vhost layout).
+ * VHOST_{GET,SET}_VRING_BASE carry both positions: avail | avail_wrap << 15 in the low
+ * 16 bits, used | used_wrap << 15 in the high 16 (pvr_pos()).
+ */
+#define PVR_NUM		256		/* largest ring this driver keeps state for */
+#define PVR_BASE_START	0x80008000u	/* SET_VRING_BASE of a fresh ring: positions 0, counters 1 */
+#define PVR_F_AVAIL	((uint16_t)(1U << VRING_PACKED_DESC_F_AVAIL))
+#define PVR_F_USED	((uint16_t)(1U << VRING_PACKED_DESC_F_USED))
+#define PVR_JUNK_ID	0x4000		/* or'ed into the id of a chain's non-last descriptors */
+#define PVR_AREA_GAP	64		/* bytes from the driver area to the device area */
+
+struct pvr {
+	struct guest *g;
+	unsigned int num;
+	uint64_t desc_gpa, drv_gpa, dev_gpa;
+	struct vring_packed_desc *desc;
+	struct vring_packed_desc_event *drv;	/* driver area: ours */
+	struct vring_packed_desc_event *dev;	/* device area: the device's */
+	uint16_t avail_idx, used_idx;		/* next slot to make available / to read used */
+	bool avail_wrap, used_wrap;		/* the driver's two wrap counters */
+	unsigned int slots_free;		/* slots not held by a buffer in flight */
+	uint16_t free_ids[PVR_NUM], nfree;
+	uint16_t id_ndesc[PVR_NUM];		/* slots the buffer took; 0: id not in flight */
+	uint16_t id_slot[PVR_NUM];		/* its first slot (diagnostics) */
+	uint16_t last_slot;			/* where the last chain added begins, */
+	bool last_wrap;				/* and the wrap counter it was made available with */
+	int kick, call, err;
+};
+
+/* @idx with wrap counter @wrap, as off_wrap and each half of VHOST_{GET,SET}_VRING_BASE. */
+static inline uint16_t pvr_pos(uint16_t idx, bool wrap)
+{
+	return idx | (uint16_t)(wrap ? 1U << VRING_PACKED_EVENT_F_WRAP_CTR : 0);
+}
+
+/* The AVAIL/USED bits that make a descriptor available in the lap of driver counter @wrap. */
+static inline uint16_t pvr_avail_bits(bool wrap)
+{
+	return wrap ? PVR_F_AVAIL : PVR_F_USED;
+}
+
+/* The AVAIL/USED bits of a descriptor the device used in the lap of device counter @wrap. */
+static inline uint16_t pvr_used_bits(bool wrap)
+{
+	return wrap ? PVR_F_AVAIL | PVR_F_USED : 0;
+}
+
+/* Whether @flags mark a descriptor used in the lap of device counter @wrap (AVAIL = USED = @wrap). */
+static inline bool pvr_flags_used(uint16_t flags, bool wrap)
+{
+	return !!(flags & PVR_F_AVAIL) == wrap && !!(flags & PVR_F_USED) == wrap;
+}
+
+/* Position @idx/@wrap moved on by @n slots in a ring of @num. */
+static inline void pvr_advance(uint16_t *idx, bool *wrap, unsigned int n, unsigned int num)
+{
+	unsigned int i = *idx + n % num;
+
+	if (n >= num && (n / num) % 2)
+		*wrap = !*wrap;
+	if (i >= num) {
+		i -= num;
+		*wrap = !*wrap;
+	}
+	*idx = (uint16_t)i;
+}
+
+/*
+ * Lays out a ring of @num (<= PVR_NUM) entries at @gpa (16-aligned, 16 * @num + 68 bytes
+ * contiguous in one region): the descriptor ring, the driver area right after it (so
+ * 4-aligned), the device area PVR_AREA_GAP bytes further (its own cache line, as the two
+ * are written by different sides). All zeroed: flags 0 is not available in the first lap
+ * (AVAIL must be 1), and both event areas say ENABLE. Plus the kick, call and err
+ * eventfds. 0 or -errno (-EINVAL for a bad @num or @gpa).
+ */
+static inline int pvr_init(struct pvr *p, struct guest *g, uint64_t gpa, unsigned int num)
+{
+	uint64_t contig = 0, bytes = 16ULL * num + PVR_AREA_GAP + 4;
+	unsigned int i;
+
+	memset(p, 0, sizeof(*p));
+	p->kick = p->call = p->err = -1;
+	if (!num || num > PVR_NUM || (gpa & 15))
+		return -EINVAL;
+	p->g = g;
+	p->num = num;
+	p->desc_gpa = gpa;
+	p->drv_gpa = gpa + 16ULL * num;
+	p->dev_gpa = p->drv_gpa + PVR_AREA_GAP;
+	p->desc = (void *)g_hva(g, p->desc_gpa, &contig);
+	if (!p->desc || contig < bytes)
+		return -EINVAL;
+	p->drv = (void *)g_hva(g, p->drv_gpa, NULL);
+	p->dev = (void *)g_hva(g, p->dev_gpa, NULL);
+	memset(p->desc, 0, bytes);
+	p->avail_wrap = p->used_wrap = true;
+	p->last_wrap = true;
+	p->slots_free = num;
+	for (i = 0; i < num; i++)
+		p->free_ids[i] = num - 1 - i;
+	p->nfree = num;
+	p->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	p->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	p->err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->kick < 0 || p->call < 0 || p->err < 0)
+		return -errno;
+	return 0;
+}
+
+static inline void pvr_close(struct pvr *p)
+{
+	if (p->kick >= 0)
+		close(p->kick);
+	if (p->call >= 0)
+		close(p->call);
+	if (p->err >= 0)
+		close(p->err);
+	p->kick = p->call = p->err = -1;
+}
+
+/*
+ * SET_VRING_NUM, SET_VRING_BASE @base (PVR_BASE_START for a fresh ring), SET_VRING_ADDR
+ * (descriptor ring, driver area, device area), KICK, CALL and ERR for queue @idx.
+ * VIRTIO_F_RING_PACKED must have been set with SET_FEATURES first: the device picks the
+ * layout (and the meaning of the base and addresses) from it. 0 or -errno, *what
+ * naming the ioctl that failed.
+ */
+static inline int pvr_setup_vhost(struct pvr *p, int vfd, unsigned int idx, uint32_t base,
+				  const char **what)
+{
+	struct vhost_vring_state s = { .index = idx, .num = p->num };
+	struct vhost_vring_addr a = {
+		.index = idx,
+		.desc_user_addr = (uint64_t)(uintptr_t)p->desc,
+		.avail_user_addr = (uint64_t)(uintptr_t)p->drv,
+		.used_user_addr = (uint64_t)(uintptr_t)p->dev,
+	};
+	struct vhost_vring_file f = { .index = idx };
+
+	*what = "VHOST_SET_VRING_NUM";
+	if (ioctl(vfd, VHOST_SET_VRING_NUM, &s) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_BASE";
+	s.num = base;
+	if (ioctl(vfd, VHOST_SET_VRING_BASE, &s) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_ADDR";
+	if (ioctl(vfd, VHOST_SET_VRING_ADDR, &a) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_KICK";
+	f.fd = p->kick;
+	if (ioctl(vfd, VHOST_SET_VRING_KICK, &f) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_CALL";
+	f.fd = p->call;
+	if (ioctl(vfd, VHOST_SET_VRING_CALL, &f) < 0)
+		return -errno;
+	*what = "VHOST_SET_VRING_ERR";
+	f.fd = p->err;
+	if (ioctl(vfd, VHOST_SET_VRING_ERR, &f) < 0)
+		return -errno;
+	return 0;
+}
+
+/* What VHOST_GET_VRING_BASE of an idle queue must say: our avail and used positions. */
+static inline uint32_t pvr_base(const struct pvr *p)
+{
+	return pvr_pos(p->avail_idx, p->avail_wrap) |
+	       (uint32_t)pvr_pos(p->used_idx, p->used_wrap) << 16;
+}
+
+/* The id pvr_add() will give the next buffer (to place its data by id), or -1 if none is free. */
+static inline int pvr_peek_id(const struct pvr *p)
+{
+	return p->nfree ? p->free_ids[p->nfree - 1] : -1;
+}
+
+/*
+ * Makes a buffer of @n segments available under an id from the free list: @n descriptors
+ * chained by NEXT, or with @indirect_gpa != 0 one INDIRECT descriptor pointing at a table
+ * of @n (<= 64) written at that GPA (table entries carry only WRITE, the one flag that
+ * counts there, 2.8.7). The id goes in the last descriptor; the others carry
+ * id | PVR_JUNK_ID, so a device that reports the head's id shows up. The head's flags are
+ * stored last, with release semantics, then a full fence orders them before the kick and
+ * before any later read of the device area (Linux: virtio_wmb() and virtio_mb()).
+ * Returns the id, or -1 if the ring lacks slots or ids.
+ */
+static inline int pvr_add(struct pvr *p, const struct vr_seg *segs, unsigned int n,
+			  uint64_t indirect_gpa)
+{
+	unsigned int i, ndesc = indirect_gpa ? 1 : n;
+	uint16_t id, slot = p->avail_idx, head_flags = 0;
+	bool wrap = p->avail_wrap;
+
+	if (!n || ndesc > p->slots_free || !p->nfree || (indirect_gpa && n > 64))
+		return -1;
+	id = p->free_ids[p->nfree - 1];
+	if (indirect_gpa) {
+		struct vring_packed_desc t[64];
+
+		for (i = 0; i < n; i++) {
+			t[i].addr = segs[i].gpa;
+			t[i].len = segs[i].len;
+			t[i].id = 0;
+			t[i].flags = segs[i].write ? VRING_DESC_F_WRITE : 0;
+		}
+		if (g_write(p->g, indirect_gpa, t, n * sizeof(t[0])))
+			return -1;
+		p->desc[slot].addr = indirect_gpa;
+		p->desc[slot].len = n * sizeof(t[0]);
+		p->desc[slot].id = id;
+		head_flags = VRING_DESC_F_INDIRECT | pvr_avail_bits(wrap);
+		pvr_advance(&slot, &wrap, 1, p->num);
+	} else {
+		for (i = 0; i < n; i++) {
+			uint16_t f = (segs[i].write ? VRING_DESC_F_WRITE : 0) |
+				     (i + 1 < n ? VRING_DESC_F_NEXT : 0) | pvr_avail_bits(wrap);
+
+			p->desc[slot].addr = segs[i].gpa;
+			p->desc[slot].len = segs[i].len;
+			p->desc[slot].id = i + 1 < n ? (uint16_t)(id | PVR_JUNK_ID) : id;
+			if (i == 0)
+				head_flags = f;
+			else	/* ordered before the head's flags by their release store */
+				__atomic_store_n(&p->desc[slot].flags, f, __ATOMIC_RELAXED);
+			pvr_advance(&slot, &wrap, 1, p->num);
+		}
+	}
+	p->nfree--;
+	p->id_ndesc[id] = ndesc;
+	p->id_slot[id] = p->avail_idx;
+	p->last_slot = p->avail_idx;
+	p->last_wrap = p->avail_wrap;
+	p->slots_free -= ndesc;
+	__atomic_store_n(&p->desc[p->avail_idx].flags, head_flags, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	p->avail_idx = slot;
+	p->avail_wrap = wrap;
+	return id;
+}
+
+/*
+ * Writes descriptor @slot raw: addr, len and id, then @flags (release), and a full fence.
+ * For layouts pvr_add() never makes (the hostile cases); our positions, free list and
+ * slot counts do not move.
+ */
+static inline void pvr_put_desc(struct pvr *p, unsigned int slot, uint64_t addr, uint32_t len,
+				uint16_t id, uint16_t flags)
+{
+	p->desc[slot].addr = addr;
+	p->desc[slot].len = len;
+	p->desc[slot].id = id;
+	__atomic_store_n(&p->desc[slot].flags, flags, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void pvr_kick(struct pvr *p)
+{
+	uint64_t one = 1;
+
+	if (p->kick >= 0 && write(p->kick, &one, sizeof(one)) != sizeof(one))
+		perror("kick");
+}
+
+/* The flags of descriptor @slot, loaded with acquire semantics (what follows is read after). */
+static inline uint16_t pvr_desc_flags(const struct pvr *p, unsigned int slot)
+{
+	return __atomic_load_n(&p->desc[slot].flags, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Takes the next used descriptor, at our used position with our used wrap counter
+ * (Linux's virtqueue_get_buf_ctx_packed()): *id, *len and *flags as the device wrote
+ * them; then skips the slots that buffer took and frees its id. 1 if taken; 0 if the
+ * descriptor there is not used yet; -1 if it is used but its id is not a buffer in flight
+ * (then nothing moves; *id, *len, *flags say what was there).
+ */
+static inline int pvr_get_used(struct pvr *p, uint32_t *id, uint32_t *len, uint16_t *flags)
+{
+	const struct vring_packed_desc *d = &p->desc[p->used_idx];
+	uint16_t f = pvr_desc_flags(p, p->used_idx);
+
+	if (!pvr_flags_used(f, p->used_wrap))
+		return 0;
+	*flags = f;
+	*id = d->id;
+	*len = d->len;
+	if (*id >= p->num || !p->id_ndesc[*id])
+		return -1;
+	pvr_advance(&p->used_idx, &p->used_wrap, p->id_ndesc[*id], p->num);
+	p->slots_free += p->id_ndesc[*id];
+	p->id_ndesc[*id] = 0;
+	p->free_ids[p->nfree++] = *id;
+	return 1;
+}
+
+/*
+ * How many of the next @n used descriptors are there, walking from our used position by
+ * the slot counts of the ids they name, without taking them. One whose id is not in
+ * flight counts, and ends the walk: pvr_get_used() reports it.
+ */
+static inline unsigned int pvr_used_ready(const struct pvr *p, unsigned int n)
+{
+	uint16_t idx = p->used_idx;
+	bool wrap = p->used_wrap;
+	unsigned int k;
+
+	for (k = 0; k < n; k++) {
+		uint16_t f = pvr_desc_flags(p, idx), id;
+
+		if (!pvr_flags_used(f, wrap))
+			break;
+		id = p->desc[idx].id;
+		if (id >= p->num || !p->id_ndesc[id])
+			return k + 1;
+		pvr_advance(&idx, &wrap, p->id_ndesc[id], p->num);
+	}
+	return k;
+}
+
+/* Waits until @n used descriptors are there (pvr_used_ready()); false on timeout. */
+static inline bool pvr_wait_used(struct pvr *p, unsigned int n, int timeout_ms)
+{
+	long long end = now_ms() + timeout_ms;
+
+	while (pvr_used_ready(p, n) < n) {
+		if (now_ms() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
+/*
+ * Writes the driver area: @flags (VRING_PACKED_EVENT_FLAG_ENABLE, _DISABLE, or with
+ * EVENT_IDX _DESC) and, for DESC, the used position @idx/@wrap from which on we want a
+ * used buffer notification. off_wrap first, the flags that make it count after it
+ * (release), then a full fence before whatever we do next (Linux's
+ * virtqueue_enable_cb_prepare_packed(): off_wrap, virtio_wmb(), flags; virtio_mb()).
+ */
+static inline void pvr_set_driver_event(struct pvr *p, uint16_t flags, uint16_t idx, bool wrap)
+{
+	__atomic_store_n(&p->drv->off_wrap, pvr_pos(idx, wrap), __ATOMIC_RELAXED);
+	__atomic_store_n(&p->drv->flags, flags, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* Reads the device area: its flags, then (acquire) the off_wrap that goes with them. */
+static inline void pvr_device_event(const struct pvr *p, uint16_t *off_wrap, uint16_t *flags)
+{
+	*flags = __atomic_load_n(&p->dev->flags, __ATOMIC_ACQUIRE);
+	*off_wrap = __atomic_load_n(&p->dev->off_wrap, __ATOMIC_RELAXED);
+}
+
+/* Position @idx/@wrap as one number modulo two laps (wrap counter 1: the first lap). */
+static inline unsigned int pvr_lin(uint16_t idx, bool wrap, unsigned int num)
+{
+	return (idx + (wrap ? 0 : num)) % (2 * num);
+}
+
+/*
+ * Whether the chains made available since our avail position was @old_idx/@old_wrap need a
+ * kick (Linux's virtqueue_kick_prepare_packed()). Call it after making them available:
+ * pvr_add() ends with a full fence, so the device area is read after the descriptors are
+ * visible (read before, a device that re-enables kicks in between would be missed). The
+ * device area: DISABLE no; DESC (EVENT_IDX) if the position it names lies in [old, our avail
+ * position), modulo two laps as vring_need_event(); ENABLE or a reserved value yes.
+ */
+static inline bool pvr_kick_needed(const struct pvr *p, uint16_t old_idx, bool old_wrap)
+{
+	unsigned int m = 2 * p->num, ev, nw, od;
+	uint16_t off_wrap, flags;
+
+	pvr_device_event(p, &off_wrap, &flags);
+	if (flags == VRING_PACKED_EVENT_FLAG_DISABLE)
+		return false;
+	if (flags != VRING_PACKED_EVENT_FLAG_DESC)
+		return true;
+	ev = pvr_lin(off_wrap & 0x7fff, off_wrap >> VRING_PACKED_EVENT_F_WRAP_CTR, p->num);
+	nw = pvr_lin(p->avail_idx, p->avail_wrap, p->num);
+	od = pvr_lin(old_idx, old_wrap, p->num);
+	return (nw + 2 * m - ev - 1) % m < (nw + m - od) % m;
+}
+
+/* Waits up to @timeout_ms for eventfd @fd; the count read, 0 on timeout. */
+static inline uint64_t pvr_efd_wait(int fd, int timeout_ms)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	uint64_t v = 0;
+
+	if (fd < 0 || poll(&pf, 1, timeout_ms) <= 0)
+		return 0;
+	if (read(fd, &v, sizeof(v)) != sizeof(v))
+		return 0;
+	return v;
+}
+
+/* Used buffer notifications (call eventfd) within @timeout_ms (0: only those pending). */
+static inline uint64_t pvr_wait_call(struct pvr *p, int timeout_ms)
+{
+	return pvr_efd_wait(p->call, timeout_ms);
+}
+
+static inline uint64_t pvr_take_calls(struct pvr *p)
+{
+	return pvr_efd_wait(p->call, 0);
+}
+
+/* The queue's err eventfd (vq_err()) within @timeout_ms (0: only what is pending). */
+static inline uint64_t pvr_wait_err(struct pvr *p, int timeout_ms)
+{
+	return pvr_efd_wait(p->err, timeout_ms);
+}
+
+static inline uint64_t pvr_take_err(struct pvr *p)
+{
+	return pvr_efd_wait(p->err, 0);
 }
 
 /* ---- tap -------------------------------------------------------------------- */
