@@ -8,8 +8,10 @@
 #   make check        every test: host unit tests, then the VM tests against both devices
 #   make bench        the benchmark: ours against vhost_net.ko, as ratios
 #   make check-qemu   QEMU variants against both devices (slow; CI runs it after check)
-#   make fuzz         both fuzzers for FUZZ_SECONDS (1800) each: in the VM, then ring.rs on the host
-#   make fuzz-host    libFuzzer on ring.rs on the host for FUZZ_SECONDS (600); no VM
+#   make fuzz         both fuzzers for FUZZ_SECONDS (1800) each: in the VM, then ring.rs and
+#                     ring/packed.rs on the host
+#   make fuzz-host    libFuzzer on ring.rs and ring/packed.rs on the host, FUZZ_SECONDS (600)
+#                     shared; no VM
 #   make demo         a real QEMU guest networking through /dev/vhost-rs-net (nested, in the VM)
 #   make install      install vhost-rs.ko (modules_install) and the udev rule
 #   make CLIPPY=1     build with clippy; make fmt / make fmt-check for rustfmt
@@ -66,11 +68,12 @@ check-qemu:
 	@$(REPO)scripts/check-qemu.sh
 
 # The long fuzzing run: tests/bin/vhost_fuzz in the VM (both devices, seeded, FUZZ_SEED),
-# then ring.rs under libFuzzer; a bounded run of both is part of make check.
+# then ring.rs and ring/packed.rs under libFuzzer; a bounded run of each is part of make check.
 fuzz:
 	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),1800) $(REPO)scripts/fuzz.sh
 
-# Coverage-guided fuzzing of ring.rs (tests/fuzz) on one core, FUZZ_SECONDS long (600);
+# Coverage-guided fuzzing of ring.rs and ring/packed.rs (tests/fuzz) on one core, FUZZ_SECONDS
+# long (600) in all, half each;
 # the scratch corpus and any crash input go to ~/.cache/vhost-rs/fuzz.
 fuzz-host:
 	@$(REPO)scripts/fuzz-host.sh $(or $(FUZZ_SECONDS),600)

@@ -84,9 +84,14 @@ main() {
 	fi
 
 	if [ -f tests/fuzz/Cargo.toml ]; then
-		# A bounded libFuzzer run of ring.rs (make fuzz runs it long); one case.
-		step "ring.rs under libFuzzer for ${VHOST_RS_FUZZ_HOST_SECONDS:-60} s (scripts/fuzz-host.sh)"
-		host_case "$here/fuzz-host.sh" "${VHOST_RS_FUZZ_HOST_SECONDS:-60}"
+		# Bounded libFuzzer runs of ring.rs and ring/packed.rs (make fuzz runs them long),
+		# half the time each; one case per target, as host_case counts one line per call.
+		local fz=$((${VHOST_RS_FUZZ_HOST_SECONDS:-60} / 2)) t
+		[ "$fz" -ge 1 ] || fz=1
+		for t in ring packed; do
+			step "the $t fuzz target under libFuzzer for $fz s (scripts/fuzz-host.sh)"
+			host_case "$here/fuzz-host.sh" "$fz" "$t"
+		done
 	fi
 
 	step "tests in the VM (scripts/vm.sh tests/run_vm.sh)"

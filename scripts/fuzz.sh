@@ -5,7 +5,7 @@
 #    program): seeded episodes against /dev/vhost-net and /dev/vhost-rs-net, then the kernel
 #    log and kmemleak checks of run_vm.sh. FUZZ_SEED picks the first seed (default: the time,
 #    printed, so any failure can be replayed).
-# 2. scripts/fuzz-host.sh: coverage-guided libFuzzer on ring.rs, on the host.
+# 2. scripts/fuzz-host.sh: coverage-guided libFuzzer on ring.rs and ring/packed.rs, on the host.
 # A bounded run of both is part of make check. Exit status: non-zero on any finding.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,7 +28,7 @@ step "vhost_fuzz in the VM: $secs s from seed $seed"
 	VHOST_RS_PROGS=vhost_fuzz VHOST_RS_TEST_TIMEOUT=$((secs + 600)) tests/run_vm.sh || rc=1
 
 if [ -x "$here/fuzz-host.sh" ]; then
-	step "ring.rs under libFuzzer on the host: $secs s"
+	step "ring.rs and ring/packed.rs under libFuzzer on the host: $secs s"
 	"$here/fuzz-host.sh" "$secs" || rc=1
 fi
 [ "$rc" = 0 ] && echo "fuzz: nothing found" || echo "fuzz: FOUND SOMETHING (see above)"

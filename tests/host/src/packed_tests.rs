@@ -1366,14 +1366,21 @@ fn vring_layout_follows_the_packed_feature() {
     r.set_features(true, true, false, true);
     assert!(r.is_packed() && r.event_idx() && r.in_order());
     assert_eq!((r.num(), r.addrs()), (256, (DESC, DRIVER, DEVICE)));
-    assert_eq!(r.get_base(), 0x8000_8000, "both positions at 0, wrap counters 1");
+    assert_eq!(
+        r.get_base(),
+        0x8000_8000,
+        "both positions at 0, wrap counters 1"
+    );
     r.set_base(0x0003_8005).unwrap();
     r.set_features(true, false, true, false);
     assert_eq!(r.get_base(), 0x0003_8005, "same layout: state kept");
     assert!(!r.event_idx() && !r.in_order());
     r.set_features(false, false, false, false);
     assert!(!r.is_packed());
-    assert_eq!((r.num(), r.addrs(), r.get_base()), (256, (DESC, DRIVER, DEVICE), 0));
+    assert_eq!(
+        (r.num(), r.addrs(), r.get_base()),
+        (256, (DESC, DRIVER, DEVICE), 0)
+    );
 }
 
 /// VHOST_{GET,SET}_VRING_BASE: split takes a 16-bit index; packed both positions with
@@ -1478,7 +1485,11 @@ fn vring_drives_a_packed_ring() {
         "both positions 2 on in the next lap"
     );
     let b = slot_bytes(&m, 6);
-    assert_eq!(u16::from_le_bytes([b[12], b[13]]), 1, "the batch's last buffer");
+    assert_eq!(
+        u16::from_le_bytes([b[12], b[13]]),
+        1,
+        "the batch's last buffer"
+    );
 }
 
 /// A resize after the base (a hostile VMM: SET_VRING_NUM on a stopped queue) that leaves
@@ -1500,5 +1511,9 @@ fn vring_resize_past_the_positions_restarts_them() {
     assert_eq!(take_vring(&m, &mut r), None);
     r.discard(0, 0);
     assert_eq!(r.has_avail(&m), Ok(false));
-    assert_eq!(r.notify(&m), Ok(true), "NOTIFY_ON_EMPTY with nothing pending");
+    assert_eq!(
+        r.notify(&m),
+        Ok(true),
+        "NOTIFY_ON_EMPTY with nothing pending"
+    );
 }
