@@ -573,14 +573,22 @@ impl PackedRing {
         mem: &M,
     ) -> Result<(), RingError> {
         if self.event_flags == RING_EVENT_FLAGS_DESC {
-            mem.ring_write_u16(
-                self.used.wrapping_add(EVENT_OFF_WRAP_OFFSET),
-                self.avail_idx.encode(),
-            )?;
-            mem.log_used(EVENT_OFF_WRAP_OFFSET, 2);
-            mem.wmb();
+            self.put_event_off_wrap(mem)?;
         }
         self.put_event_flags(mem, self.event_flags)
+    }
+
+    /// Writes the device area's `off_wrap` (the position past the furthest chain taken),
+    /// logged, and orders it before the flags that make it count: the driver may read the
+    /// two fields apart (Linux reads both in one load, DPDK's driver flags first).
+    fn put_event_off_wrap<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<(), RingError> {
+        mem.ring_write_u16(
+            self.used.wrapping_add(EVENT_OFF_WRAP_OFFSET),
+            self.avail_idx.encode(),
+        )?;
+        mem.log_used(EVENT_OFF_WRAP_OFFSET, 2);
+        mem.wmb();
+        Ok(())
     }
 
     /// `vhost_disable_notify()`: asks the driver not to send available buffer
@@ -611,14 +619,7 @@ impl PackedRing {
             return Ok(false);
         }
         let flags = if self.event_idx {
-            mem.ring_write_u16(
-                self.used.wrapping_add(EVENT_OFF_WRAP_OFFSET),
-                self.avail_idx.encode(),
-            )?;
-            mem.log_used(EVENT_OFF_WRAP_OFFSET, 2);
-            // The driver may read the two fields apart: off_wrap first (Linux reads
-            // both in one load, DPDK's driver flags first).
-            mem.wmb();
+            self.put_event_off_wrap(mem)?;
             RING_EVENT_FLAGS_DESC
         } else {
             RING_EVENT_FLAGS_ENABLE
