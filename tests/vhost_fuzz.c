@@ -18,6 +18,23 @@
  * messages (bad types, sizes, wrapping ranges, no permission), and misses answered a page or
  * a region at a time (one outside guest memory maps a scratch page with guard pages).
  *
+ * Packed mode: when the device offers VIRTIO_F_RING_PACKED (only /dev/vhost-rs-net does),
+ * one episode in three, chosen from the seed alone (so a seed plays the same either way, and
+ * on vhost_net, which lacks the bit, every episode is a split one), acks RING_PACKED besides
+ * the random subset and plays a packed driver on both queues: at F_RING_GPA(q) the
+ * descriptor ring (+0, 16 * num bytes), the driver event area (+0x1000, read by the device)
+ * and the device event area (+F_USED_OFF, written by it), SET_VRING_BASE 0x80008000 (after
+ * a hostile value now and then: refused, or kept when it names slots in the ring). Chains go
+ * in at the driver's position with AVAIL = its wrap counter and USED = the inverse, the
+ * buffer id in every descriptor, the head's flags written last, from the same generators
+ * as split chains; hostile ones add wrong AVAIL/USED pairs, a later descriptor carrying the
+ * last lap's flags, INDIRECT with NEXT, any 16-bit id (ids are reused while in flight
+ * anyway), chains longer than the ring, heads never published or published first; damage
+ * adds random driver area flags (ENABLE, DISABLE, DESC, 3) and off_wrap, random bytes over
+ * descriptor slots, stale or random flags at the driver's position, and position jumps.
+ * The driver walks its used position now and then (a slot is used when AVAIL and USED both
+ * equal its used wrap counter; it skips the slots that id's chain took).
+ *
  * Invariants checked after every episode (a failure prints the seed to replay it):
  * - the device answers: detaching the backends and GET_VRING_BASE succeed, and no ioctl or
  *   episode takes longer than the watchdog allows (a hang is reported, then the program
@@ -25,8 +42,14 @@
  * - no byte of guest memory changed except the used rings and bytes that some
  *   device-writable descriptor of this episode described (every writable descriptor the
  *   fuzzer writes lies inside the RX arena or wholly outside guest memory; everything else
- *   is compared against a shadow copy);
- * - every used element names a head this episode put in the avail ring;
+ *   is compared against a shadow copy); in a packed episode, instead of the used rings,
+ *   the device areas (4 bytes) and bytes 8..15 (len, id, flags) of every descriptor slot,
+ *   never bytes 0..7 (the address);
+ * - every used element names a head this episode put in the avail ring; packed: every used
+ *   descriptor the driver's walk reads (during the episode, and after the quiesce) names an
+ *   id the episode wrote into that queue's descriptor ring, and so does every slot of the
+ *   ring after the quiesce (an id there was written either by the fuzzer or by the device
+ *   as a used id; a read that races with the device is read again before it counts);
  * - another device running sane traffic at the same time still moves a frame each way;
  * - after RESET_OWNER the fuzzed device, set up afresh, moves a frame each way;
  * - the kernel log has no BUG, WARNING, KASAN, lockdep, RCU stall or hung task line.
@@ -38,7 +61,8 @@
  * each), VHOST_FUZZ_SEED (first seed, default 1), VHOST_FUZZ_EPISODES (stop after this many
  * episodes per device; default no limit), VHOST_FUZZ_VERBOSE=1 (one line per episode).
  * Replay one episode: VHOST_FUZZ_SEED=S VHOST_FUZZ_EPISODES=1 tests/bin/vhost_fuzz -v DEVICE
- * (DEVICE: vhost_net or vhost_rs_net).
+ * (DEVICE: vhost_net or vhost_rs_net). The summary line counts the packed episodes (0 on
+ * vhost_net); with VHOST_FUZZ_VERBOSE=1 the line of a packed episode says so.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -209,8 +233,12 @@ static void mark_writable(uint64_t gpa, uint64_t len)
 		memset(rx_written + (s - F_RX_GPA), 1, e - s);
 }
 
-/* Offset of guest memory bytes the device may change, in the memfd: true if allowed. */
-static bool write_allowed(size_t off, unsigned int num)
+/*
+ * Offset of guest memory bytes the device may change, in the memfd: true if allowed. A
+ * packed ring (@packed) has the device write its device area (4 bytes) and len, id and
+ * flags (bytes 8..15) of descriptor slots, never their address; a split ring its used ring.
+ */
+static bool write_allowed(size_t off, unsigned int num, bool packed)
 {
 	unsigned int i;
 
@@ -226,10 +254,16 @@ static bool write_allowed(size_t off, unsigned int num)
 		if (gpa >= F_RX_GPA && gpa < F_RX_END)
 			return rx_written[gpa - F_RX_GPA];
 		for (unsigned int q = 0; q < 2; q++) {
-			uint64_t u = F_RING_GPA(q) + F_USED_OFF;
+			uint64_t u = F_RING_GPA(q) + F_USED_OFF, dr = F_RING_GPA(q);
 
-			if (gpa >= u && gpa < u + 6 + 8ULL * num)
+			if (packed) {
+				if (gpa >= u && gpa < u + 4)
+					return true;
+				if (gpa >= dr && gpa < dr + 16ULL * num)
+					return (gpa - dr) % 16 >= 8;
+			} else if (gpa >= u && gpa < u + 6 + 8ULL * num) {
 				return true;
+			}
 		}
 		return false;
 	}
@@ -237,7 +271,7 @@ static bool write_allowed(size_t off, unsigned int num)
 }
 
 /* Compares memory with the shadow; describes the first difference. Returns the count. */
-static size_t mem_check(unsigned int num, char *why, size_t cap)
+static size_t mem_check(unsigned int num, bool packed, char *why, size_t cap)
 {
 	size_t off, bad = 0;
 
@@ -247,7 +281,7 @@ static size_t mem_check(unsigned int num, char *why, size_t cap)
 		if (!memcmp(G.mem + off, shadow + off, 4096))
 			continue;
 		for (i = off; i < off + 4096; i++) {
-			if (G.mem[i] == shadow[i] || write_allowed(i, num))
+			if (G.mem[i] == shadow[i] || write_allowed(i, num, packed))
 				continue;
 			if (!bad++)
 				snprintf(why, cap, "memfd offset %#zx changed (%#x, expected %#x)", i,
@@ -299,6 +333,11 @@ struct fq {
 	uint16_t avail_idx;	/* the next avail index we publish */
 	int kick, call, err;
 	uint8_t heads_seen[MAX_NUM + 1];	/* heads put in the avail ring this episode */
+	/* Packed: the driver's avail and used positions with their wrap counters, and every
+	 * id this episode wrote into the descriptor ring (a bit each). */
+	uint16_t pa_idx, pu_idx;
+	bool pa_wrap, pu_wrap;
+	uint8_t ids_seen[65536 / 8];
 };
 
 struct fdev {
@@ -308,11 +347,14 @@ struct fdev {
 	uint64_t features;
 	unsigned int hlen;	/* the virtio-net header the guest writes on TX */
 	bool v2;		/* IOTLB messages as struct vhost_msg_v2 */
+	bool packed;		/* VIRTIO_F_RING_PACKED acked: a packed guest */
 	struct fq q[2];
 };
 
 struct stats {
 	unsigned long long episodes, chains[2], hostile, frames, kicks, errs, steps, calls, misses;
+	unsigned long long packed;	/* episodes played with packed rings */
+	unsigned long long used;	/* used descriptors the packed driver read back */
 };
 
 /* Everything vhost-net offers but LOG_ALL (logging needs a log region: see the note) and
@@ -322,6 +364,31 @@ struct stats {
 		       (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_NET_F_MRG_RXBUF) | \
 		       (1ULL << VIRTIO_F_IN_ORDER) | (1ULL << VIRTIO_F_ACCESS_PLATFORM))
 #define F_AP (1ULL << VIRTIO_F_ACCESS_PLATFORM)
+#ifndef VIRTIO_F_RING_PACKED
+#define VIRTIO_F_RING_PACKED 34
+#endif
+#define F_PACKED (1ULL << VIRTIO_F_RING_PACKED)
+
+/* A packed ring descriptor (struct pvirtq_desc), host-endian (the tests run little-endian). */
+struct pdesc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t id, flags;
+};
+
+/* Per queue of a packed episode: the slots the last chain made available with an id took
+ * (the driver's used walk skips them), 0 if none. */
+static uint16_t p_id_ndesc[2][65536];
+
+static void id_mark(struct fq *q, uint16_t id)
+{
+	q->ids_seen[id >> 3] |= 1 << (id & 7);
+}
+
+static bool id_seen(const struct fq *q, uint16_t id)
+{
+	return q->ids_seen[id >> 3] & (1 << (id & 7));
+}
 
 static int set_backend(int vfd, unsigned int idx, int fd)
 {
@@ -341,8 +408,15 @@ static void fq_close(struct fq *q)
 	q->kick = q->call = q->err = -1;
 }
 
-/* Rings of @num entries at F_RING_GPA(q), zeroed, with kick/call/err eventfds. */
-static int fq_setup(struct fdev *d, unsigned int qi, unsigned int num, const char **what)
+/*
+ * Rings of @num entries at F_RING_GPA(q), zeroed, with kick/call/err eventfds. Packed
+ * (d->packed): the descriptor ring at +0, the driver area at +0x1000, the device area at
+ * +F_USED_OFF, base 0x80008000, sometimes after a hostile base (which, if the device takes
+ * it and it names slots in the ring, the driver adopts); only then is @r used, so split
+ * episodes draw what they always drew.
+ */
+static int fq_setup(struct rng *r, struct fdev *d, unsigned int qi, unsigned int num,
+		    const char **what)
 {
 	struct fq *q = &d->q[qi];
 	uint64_t base = F_RING_GPA(qi);
@@ -366,6 +440,11 @@ static int fq_setup(struct fdev *d, unsigned int qi, unsigned int num, const cha
 	q->avail_idx = 0;
 	memset(q->heads_seen, 0, sizeof(q->heads_seen));
 	q->heads_seen[0] = 1;		/* an avail ring entry never written reads as head 0 */
+	q->pa_idx = q->pu_idx = 0;
+	q->pa_wrap = q->pu_wrap = true;
+	memset(q->ids_seen, 0, sizeof(q->ids_seen));
+	id_mark(q, 0);			/* a slot never written reads as id 0 */
+	memset(p_id_ndesc[qi], 0, sizeof(p_id_ndesc[qi]));
 	gw(base, zero, sizeof(zero));
 	q->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	q->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -378,8 +457,39 @@ static int fq_setup(struct fdev *d, unsigned int qi, unsigned int num, const cha
 		return -errno;
 	*what = "VHOST_SET_VRING_BASE";
 	s.num = 0;
-	if (ioctl(d->vfd, VHOST_SET_VRING_BASE, &s) < 0)
+	if (d->packed) {
+		bool fresh = true;
+
+		if (chance(r, 20)) {
+			uint32_t v;
+
+			switch (rn(r, 4)) {
+			case 0: v = rnd(r); break;
+			case 1: v = rn(r, 2 * num) | (uint32_t)rn(r, 2 * num) << 16; break;
+			case 2: v = PVR_BASE_START & (rn(r, 2) ? 0xffff : 0xffff0000u); break;
+			default: v = rn(r, num) | (uint32_t)rn(r, 2) << 15 |
+				     (uint32_t)(rn(r, num) | rn(r, 2) << 15) << 16;
+			}
+			s.num = v;
+			if (!ioctl(d->vfd, VHOST_SET_VRING_BASE, &s) && chance(r, 50)) {
+				/* Taken: the device reads 0x8000 alone as a fresh ring. */
+				if (v == 0x8000)
+					v = PVR_BASE_START;
+				if ((v & 0x7fff) < num && (v >> 16 & 0x7fff) < num) {
+					q->pa_idx = v & 0x7fff;
+					q->pa_wrap = v >> 15 & 1;
+					q->pu_idx = v >> 16 & 0x7fff;
+					q->pu_wrap = v >> 31;
+					fresh = false;
+				}
+			}
+		}
+		s.num = PVR_BASE_START;
+		if (fresh && ioctl(d->vfd, VHOST_SET_VRING_BASE, &s) < 0)
+			return -errno;
+	} else if (ioctl(d->vfd, VHOST_SET_VRING_BASE, &s) < 0) {
 		return -errno;
+	}
 	*what = "VHOST_SET_VRING_ADDR";
 	if (ioctl(d->vfd, VHOST_SET_VRING_ADDR, &a) < 0)
 		return -errno;
@@ -574,21 +684,16 @@ static uint64_t tx_alloc(size_t len)
 }
 
 /*
- * Writes one chain for queue @qi with its head at descriptor @head and publishes it.
- * Sane chains are a TX packet (header, frame, split in 1-4 pieces) or RX buffers; hostile
- * ones anything the generators give.
+ * The buffers of one chain for queue @qi, in @ds (room for 8), *@n of them (in: the count
+ * for an RX chain). Sane chains are a TX packet (header, frame, split in 1-4 pieces) or RX
+ * buffers; hostile ones anything the generators give. NEXT and next are the caller's.
  */
-static void post_chain(struct rng *r, struct fdev *d, unsigned int qi, bool hostile,
-		       struct stats *st)
+static void gen_chain(struct rng *r, struct fdev *d, unsigned int qi, bool hostile,
+		      struct vring_desc *ds, unsigned int *np, struct stats *st)
 {
 	struct fq *q = &d->q[qi];
-	uint64_t base = F_RING_GPA(qi), avail = base + 0x1000;
-	unsigned int head = rn(r, q->num), n = 1 + rn(r, 4), i;
-	struct vring_desc ds[8];
-	bool indirect = (d->features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC) || hostile) &&
-			chance(r, 25);
+	unsigned int n = *np, i;
 
-	st->chains[qi]++;
 	if (hostile) {
 		st->hostile++;
 		n = 1 + rn(r, 8);
@@ -610,12 +715,29 @@ static void post_chain(struct rng *r, struct fdev *d, unsigned int qi, bool host
 			ds[i].addr = gpa + off;
 			ds[i].len = piece;
 			ds[i].flags = 0;
+			ds[i].next = 0;
 			off += piece;
 		}
 	} else {
 		for (i = 0; i < n; i++)
 			gen_desc(r, RX, false, q->num, &ds[i]);
 	}
+	*np = n;
+}
+
+/* Writes one chain for queue @qi with its head at descriptor @head and publishes it. */
+static void post_chain(struct rng *r, struct fdev *d, unsigned int qi, bool hostile,
+		       struct stats *st)
+{
+	struct fq *q = &d->q[qi];
+	uint64_t base = F_RING_GPA(qi), avail = base + 0x1000;
+	unsigned int head = rn(r, q->num), n = 1 + rn(r, 4), i;
+	struct vring_desc ds[8];
+	bool indirect = (d->features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC) || hostile) &&
+			chance(r, 25);
+
+	st->chains[qi]++;
+	gen_chain(r, d, qi, hostile, ds, &n, st);
 	if (indirect) {
 		uint64_t t = ind_alloc(n);
 
@@ -701,6 +823,342 @@ static void garbage(struct rng *r, struct fdev *d, unsigned int qi)
 		gw(F_IND_GPA + 16 * rn(r, (F_IND_END - F_IND_GPA) / 16), &ds, sizeof(ds));
 		break;
 	}
+}
+
+/* ---- the packed guest ------------------------------------------------------------------ */
+
+/*
+ * Whether the device may write [gpa, gpa + len): it lies in the RX arena (and may run off
+ * it into the hole, as writable_buf() makes them) or wholly outside guest memory.
+ */
+static bool wr_ok(uint64_t gpa, uint64_t len)
+{
+	uint64_t e = gpa + len;
+
+	if (!len)
+		return true;
+	if (e < gpa)
+		return false;
+	return (gpa >= F_RX_GPA && gpa < F_RX_END) || (gpa >= F_RX_END && e <= G_C_GPA) ||
+	       gpa >= F_MEM_END;
+}
+
+/*
+ * Keeps what the device may be given in a packed ring slot within the shadow's rules, for
+ * slots made of random bytes, flags changed alone, and the flags a head keeps until its
+ * own are written (the device sets WRITE in used descriptors, over any address): WRITE
+ * stays only where the device may write (marked so), and an indirect table never lies in
+ * the rings, whose slots the device rewrites (a used slot there could hold WRITE over an
+ * address it must not write; nor does one run past the top of the space round to them).
+ * WRITE on an INDIRECT descriptor stays: the device ignores it.
+ */
+static void psanitize(struct pdesc *pd)
+{
+	if (pd->flags & VRING_DESC_F_INDIRECT) {
+		if (pd->addr < F_IND_GPA)
+			pd->addr += F_IND_GPA;
+		else if (pd->addr + pd->len < pd->addr)
+			pd->len = -pd->addr;	/* up to the top of the space, not round to 0 */
+		return;
+	}
+	if (!(pd->flags & VRING_DESC_F_WRITE))
+		return;
+	if (wr_ok(pd->addr, pd->len))
+		mark_writable(pd->addr, pd->len);
+	else
+		pd->flags &= ~VRING_DESC_F_WRITE;
+}
+
+/*
+ * Writes descriptor slot @slot of queue @qi whole (one 16-byte copy), recording its new id
+ * as made available, and the two ids a device read torn between the old and the new one
+ * (byte by byte) would see. With @keep_flags the slot keeps the flags it holds (a head,
+ * whose flags come last).
+ */
+static void pslot_write(struct fdev *d, unsigned int qi, unsigned int slot, struct pdesc *pd,
+			bool keep_flags)
+{
+	struct fq *q = &d->q[qi];
+	uint64_t at = F_RING_GPA(qi) + 16ULL * slot;
+	uint16_t old = 0;
+
+	g_read(&G, at + 12, &old, 2);
+	if (keep_flags)
+		g_read(&G, at + 14, &pd->flags, 2);
+	psanitize(pd);
+	id_mark(q, pd->id);
+	id_mark(q, (old & 0xff00) | (pd->id & 0x00ff));
+	id_mark(q, (old & 0x00ff) | (pd->id & 0xff00));
+	gw(at, pd, sizeof(*pd));
+}
+
+/*
+ * Flags of a descriptor in @qi's ring at @slot (only they: the id stays; the address and
+ * length there decide whether WRITE and INDIRECT may stay, as psanitize()).
+ */
+static void pslot_flags(unsigned int qi, unsigned int slot, uint16_t flags)
+{
+	uint64_t at = F_RING_GPA(qi) + 16ULL * slot;
+	struct pdesc pd;
+
+	g_read(&G, at, &pd, sizeof(pd));
+	if ((flags & VRING_DESC_F_INDIRECT) && pd.addr < F_IND_GPA)
+		flags &= ~VRING_DESC_F_INDIRECT;
+	pd.flags = flags;
+	psanitize(&pd);
+	gw16(at + 14, pd.flags);
+}
+
+/* Random AVAIL/USED bits, any of the four pairs. */
+static uint16_t any_avail_bits(struct rng *r)
+{
+	static const uint16_t pairs[4] = { 0, PVR_F_AVAIL, PVR_F_USED, PVR_F_AVAIL | PVR_F_USED };
+
+	return pairs[rn(r, 4)];
+}
+
+/* Random AVAIL/USED bits and any of NEXT, WRITE, INDIRECT. */
+static uint16_t any_flags(struct rng *r)
+{
+	uint16_t f = any_avail_bits(r);
+
+	return f | rn(r, 8);
+}
+
+/*
+ * Makes one chain available at the driver's position of packed queue @qi, as a packed
+ * driver does: the descriptors from the position on, each with AVAIL = the wrap counter of
+ * its slot and USED its inverse, the id in each (it counts in the last), the head's flags
+ * last. The buffers come from gen_chain(); hostile chains add the packed ring's own faults.
+ */
+static void post_chain_packed(struct rng *r, struct fdev *d, unsigned int qi, bool hostile,
+			      struct stats *st)
+{
+	struct fq *q = &d->q[qi];
+	static struct vring_desc ds[MAX_NUM + 8];
+	static struct pdesc rd[MAX_NUM + 8];
+	unsigned int n = 1 + rn(r, 4), m, i, slot;
+	bool indirect = (d->features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC) || hostile) &&
+			chance(r, 25);
+	uint16_t id = rn(r, q->num), idx, head_flags;
+	bool wrap, head_first = false, head_never = false;
+
+	st->chains[qi]++;
+	gen_chain(r, d, qi, hostile, ds, &n, st);
+	if (hostile && chance(r, 10))
+		id = rnd(r);			/* any id, not one of a free list */
+	if (hostile && !indirect && chance(r, 3)) {
+		/* A chain longer than the ring: it runs over its own head. */
+		unsigned int len = q->num + 1 + rn(r, 4);
+
+		for (i = n; i < len; i++)
+			gen_desc(r, qi, true, q->num, &ds[i]);
+		n = len;
+	}
+	if (indirect) {
+		uint64_t t = ind_alloc(n);
+
+		/* The table: WRITE is the only flag that counts there (hostile: any). */
+		for (i = 0; i < n; i++) {
+			struct pdesc e = { ds[i].addr, ds[i].len, hostile ? (uint16_t)rnd(r) : 0,
+					   ds[i].flags };
+
+			if (!hostile || chance(r, 80))
+				e.flags &= VRING_DESC_F_WRITE;
+			gw(t + 16ULL * i, &e, sizeof(e));
+		}
+		rd[0] = (struct pdesc){ t, n * 16, id, VRING_DESC_F_INDIRECT };
+		if (hostile && chance(r, 30))
+			rd[0].len = any_len(r);
+		if (hostile && chance(r, 20))
+			rd[0].flags |= rn(r, 8) & ~VRING_DESC_F_INDIRECT;
+		m = 1;
+		if (hostile && chance(r, 30)) {
+			/* INDIRECT with NEXT: one or two more descriptors after it in the ring. */
+			unsigned int extra = 1 + rn(r, 2);
+
+			rd[0].flags |= VRING_DESC_F_NEXT;
+			for (m = 1; m <= extra; m++) {
+				gen_desc(r, qi, true, q->num, &ds[0]);
+				rd[m] = (struct pdesc){ ds[0].addr, ds[0].len, id,
+							(ds[0].flags & ~VRING_DESC_F_NEXT) |
+							(m < extra ? VRING_DESC_F_NEXT : 0) };
+			}
+		}
+	} else {
+		for (i = 0; i < n; i++) {
+			rd[i] = (struct pdesc){ ds[i].addr, ds[i].len, id,
+						ds[i].flags & (VRING_DESC_F_WRITE | VRING_DESC_F_INDIRECT) };
+			if (i + 1 < n)
+				rd[i].flags |= VRING_DESC_F_NEXT;
+			if (hostile && chance(r, 20))	/* NEXT wrong, either way */
+				rd[i].flags ^= VRING_DESC_F_NEXT;
+			if (hostile && i + 1 < n && chance(r, 10))
+				rd[i].id = rnd(r);	/* only the last id counts */
+		}
+		m = n;
+	}
+	/* AVAIL/USED of each slot's lap; hostile: wrong pairs, a later one a lap stale. */
+	idx = q->pa_idx;
+	wrap = q->pa_wrap;
+	for (i = 0; i < m; i++) {
+		uint16_t bits = pvr_avail_bits(wrap);
+
+		if (hostile && chance(r, 5))
+			bits = any_avail_bits(r);
+		else if (hostile && i && chance(r, 8))
+			bits = pvr_avail_bits(!wrap);	/* the previous lap's flags */
+		rd[i].flags = (rd[i].flags & ~(PVR_F_AVAIL | PVR_F_USED)) | bits;
+		psanitize(&rd[i]);
+		pvr_advance(&idx, &wrap, 1, q->num);
+	}
+	if (hostile) {
+		head_first = chance(r, 5);
+		head_never = !head_first && chance(r, 3);
+	}
+	/* The rest of the chain, then the head but for its flags, then (released) those. */
+	head_flags = rd[0].flags;
+	if (head_first)
+		pslot_write(d, qi, q->pa_idx, &rd[0], false);
+	idx = q->pa_idx;
+	wrap = q->pa_wrap;
+	for (i = 1; i < m; i++) {
+		pvr_advance(&idx, &wrap, 1, q->num);
+		pslot_write(d, qi, idx, &rd[i], false);
+	}
+	slot = q->pa_idx;
+	if (!head_first) {
+		pslot_write(d, qi, slot, &rd[0], true);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		if (!head_never)
+			pslot_flags(qi, slot, head_flags);
+	}
+	p_id_ndesc[qi][id] = m;
+	pvr_advance(&q->pa_idx, &q->pa_wrap, m, q->num);
+}
+
+/* Random damage to a packed ring's state the guest owns. */
+static void garbage_packed(struct rng *r, struct fdev *d, unsigned int qi)
+{
+	struct fq *q = &d->q[qi];
+	uint64_t drv = F_RING_GPA(qi) + 0x1000;
+	unsigned int slot = rn(r, q->num), i;
+	struct vring_desc ds;
+	struct pdesc pd;
+
+	switch (rn(r, 8)) {
+	case 0:		/* random bytes over a descriptor slot, or all of it */
+		g_read(&G, F_RING_GPA(qi) + 16ULL * slot, &pd, sizeof(pd));
+		for (i = chance(r, 30) ? 16 : 1 + rn(r, 4); i > 0; i--) {
+			unsigned int at = rn(r, 16);
+
+			((uint8_t *)&pd)[at] = rnd(r);
+		}
+		pslot_write(d, qi, slot, &pd, false);
+		break;
+	case 1:		/* a hostile descriptor with any AVAIL/USED pair */
+		gen_desc(r, qi, true, q->num, &ds);
+		pd.addr = ds.addr;
+		pd.len = ds.len;
+		pd.id = chance(r, 50) ? rn(r, q->num) : rnd(r);
+		pd.flags = (ds.flags & (VRING_DESC_F_WRITE | VRING_DESC_F_INDIRECT)) | any_flags(r);
+		pslot_write(d, qi, slot, &pd, false);
+		break;
+	case 2:		/* driver area flags: ENABLE, DISABLE, DESC or the reserved 3 */
+		gw16(drv + 2, rn(r, 4));
+		break;
+	case 3:		/* driver area off_wrap: a position in the ring, or anything */
+		if (chance(r, 50)) {
+			uint16_t at = rn(r, q->num);
+
+			gw16(drv, pvr_pos(at, rn(r, 2)));
+		} else {
+			gw16(drv, rnd(r));
+		}
+		break;
+	case 4:		/* the flags at the driver's position: stale, random or available */
+		pslot_flags(qi, q->pa_idx, chance(r, 30) ? (uint16_t)rnd(r) : any_flags(r));
+		break;
+	case 5:		/* the driver's position jumps (the device waits at its own) */
+		pvr_advance(&q->pa_idx, &q->pa_wrap, rn(r, 2 * q->num), q->num);
+		break;
+	case 6:		/* a slot's flags only, any pair */
+		pslot_flags(qi, slot, any_flags(r));
+		break;
+	default:	/* an indirect table entry (packed layout; only WRITE counts there) */
+		gen_desc(r, qi, true, q->num, &ds);
+		pd.addr = ds.addr;
+		pd.len = ds.len;
+		pd.id = rnd(r);
+		pd.flags = ds.flags;
+		gw(F_IND_GPA + 16 * rn(r, (F_IND_END - F_IND_GPA) / 16), &pd, sizeof(pd));
+		break;
+	}
+}
+
+/*
+ * The driver's used walk on packed queue @qi: from its used position, while the slot there
+ * is used in the lap of its used wrap counter (AVAIL = USED = it), the id must be one the
+ * episode wrote into the ring; the walk then skips the slots of that id's last chain (1 if
+ * unknown), at most one lap per call. @live: the device may be writing meanwhile, so an
+ * unknown id counts only if it reads the same again a little later. 0, or -1 with @why.
+ */
+static int preap(struct fdev *d, unsigned int qi, bool live, struct stats *st, char *why,
+		 size_t cap)
+{
+	struct fq *q = &d->q[qi];
+	unsigned int k, skip;
+
+	for (k = 0; k < q->num; k++) {
+		uint64_t at = F_RING_GPA(qi) + 16ULL * q->pu_idx;
+		uint16_t flags = 0, id = 0, flags2 = 0, id2 = 0;
+
+		g_read(&G, at + 14, &flags, 2);
+		if (!pvr_flags_used(flags, q->pu_wrap))
+			break;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		g_read(&G, at + 12, &id, 2);
+		if (!id_seen(q, id)) {
+			if (live) {
+				usleep(2000);
+				g_read(&G, at + 14, &flags2, 2);
+				__atomic_thread_fence(__ATOMIC_ACQUIRE);
+				g_read(&G, at + 12, &id2, 2);
+			}
+			if (!live || (flags2 == flags && id2 == id)) {
+				snprintf(why, cap, "packed queue %u: used descriptor at slot %u (wrap %d) names id %u, never made available (num %u)",
+					 qi, q->pu_idx, q->pu_wrap, id, q->num);
+				return -1;
+			}
+			break;		/* in flux: the next walk reads it again */
+		}
+		st->used++;
+		skip = p_id_ndesc[qi][id];
+		if (!skip || skip > q->num)
+			skip = 1;
+		pvr_advance(&q->pu_idx, &q->pu_wrap, skip, q->num);
+	}
+	return 0;
+}
+
+/* After the quiesce: every slot of packed queue @qi holds an id the episode wrote there. */
+static int pslots_check(struct fdev *d, unsigned int qi, char *why, size_t cap)
+{
+	struct fq *q = &d->q[qi];
+	unsigned int slot;
+
+	for (slot = 0; slot < q->num; slot++) {
+		uint16_t id = 0, flags = 0;
+
+		g_read(&G, F_RING_GPA(qi) + 16ULL * slot + 12, &id, 2);
+		g_read(&G, F_RING_GPA(qi) + 16ULL * slot + 14, &flags, 2);
+		if (!id_seen(q, id)) {
+			snprintf(why, cap, "packed queue %u: slot %u holds id %u (flags %#x), never made available (num %u)",
+				 qi, slot, id, flags, q->num);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* ---- the sane path: one frame each way through a device set up from scratch ------------- */
@@ -904,8 +1362,10 @@ static int attach(struct fdev *d, unsigned int qi)
 
 static int episode(const char *path, uint64_t seed, struct stats *st, char *why, size_t cap)
 {
-	struct rng r = { seed };
-	struct fdev d = { .vfd = -1, .t.fd = -1, .snd = -1 };
+	struct rng r = { seed }, pr = { seed ^ 0x7061636b65645f31ULL };
+	/* Packed or not, from the seed alone: split episodes draw from @r as they always did. */
+	bool want_packed = rn(&pr, 3) == 0;
+	static struct fdev d;
 	struct tap st_tap = { .fd = -1 };
 	int sane = -1, res = -1, steps, i, k, e;
 	uint64_t offered;
@@ -913,6 +1373,8 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 	const char *what = "";
 	char step[128];
 
+	memset(&d, 0, sizeof(d));
+	d.vfd = d.t.fd = d.snd = -1;
 	for (i = 0; i < 2; i++)
 		d.q[i].kick = d.q[i].call = d.q[i].err = -1;
 	mem_reset(&r);
@@ -935,6 +1397,11 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 		goto out;
 	}
 	d.features = offered & FUZZ_FEATURES & rnd(&r);
+	if (want_packed && (offered & F_PACKED)) {
+		d.features |= F_PACKED;
+		d.packed = true;
+		st->packed++;
+	}
 	if (ioctl(d.vfd, VHOST_SET_FEATURES, &d.features) < 0) {
 		snprintf(why, cap, "SET_FEATURES %#llx: %s", (unsigned long long)d.features,
 			 strerror(errno));
@@ -960,7 +1427,7 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 		iotlb_map(&d, 0, chance(&r, 80) ? F_MEM_END : F_IND_GPA, VHOST_ACCESS_RW);
 	}
 	for (i = 0; i < 2; i++)
-		if ((e = fq_setup(&d, i, num, &what))) {
+		if ((e = fq_setup(&r, &d, i, num, &what))) {
 			snprintf(why, cap, "%s: %s", what, strerror(-e));
 			goto out;
 		}
@@ -981,8 +1448,14 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 		stamp(step);
 		st->steps++;
 		if (op < 35) {				/* chains, then maybe a kick */
-			for (k = 1 + rn(&r, chance(&r, 20) ? 64 : 8); k > 0; k--)
-				post_chain(&r, &d, qi, chance(&r, 30), st);
+			for (k = 1 + rn(&r, chance(&r, 20) ? 64 : 8); k > 0; k--) {
+				bool hostile = chance(&r, 30);
+
+				if (d.packed)
+					post_chain_packed(&r, &d, qi, hostile, st);
+				else
+					post_chain(&r, &d, qi, hostile, st);
+			}
 			if (chance(&r, 80)) {
 				kick(&d.q[qi]);
 				st->kicks++;
@@ -995,7 +1468,10 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 					st->frames++;
 			}
 		} else if (op < 70) {			/* damage */
-			garbage(&r, &d, qi);
+			if (d.packed)
+				garbage_packed(&r, &d, qi);
+			else
+				garbage(&r, &d, qi);
 		} else if (op < 80) {			/* a kick with nothing new */
 			kick(&d.q[qi]);
 			st->kicks++;
@@ -1016,6 +1492,10 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 			if (d.features & F_AP)
 				iotlb_churn(&r, &d, st);
 			poll(p, 4, rn(&r, 20));
+			/* The packed driver reads what was used meanwhile. */
+			for (k = 0; d.packed && k < 2; k++)
+				if (preap(&d, k, true, st, why, cap))
+					goto out_seed;
 		}
 		for (k = 0; k < 2; k++) {
 			st->errs += ev_read(d.q[k].err);
@@ -1042,7 +1522,12 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 			goto out;
 		}
 	}
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 2 && d.packed; i++) {
+		st->errs += ev_read(d.q[i].err);
+		if (preap(&d, i, false, st, why, cap) || pslots_check(&d, i, why, cap))
+			goto out_seed;
+	}
+	for (i = 0; i < 2 && !d.packed; i++) {
 		uint16_t idx = 0;
 		unsigned int u;
 
@@ -1059,11 +1544,11 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 			}
 		}
 	}
-	if (mem_check(num, why, cap)) {
+	if (mem_check(num, d.packed, why, cap)) {
 		char tmp[256];
 
-		snprintf(tmp, sizeof(tmp), "seed %llu: guest memory outside the buffers: %s",
-			 (unsigned long long)seed, why);
+		snprintf(tmp, sizeof(tmp), "seed %llu: guest memory outside the buffers%s: %s",
+			 (unsigned long long)seed, d.packed ? " (packed)" : "", why);
 		snprintf(why, cap, "%s", tmp);
 		goto out;
 	}
@@ -1084,6 +1569,14 @@ static int episode(const char *path, uint64_t seed, struct stats *st, char *why,
 		goto out;
 	}
 	res = 0;
+	goto out;
+out_seed:
+	{
+		char tmp[400];
+
+		snprintf(tmp, sizeof(tmp), "seed %llu: %s", (unsigned long long)seed, why);
+		snprintf(why, cap, "%s", tmp);
+	}
 out:
 	for (i = 0; i < 2; i++)
 		fq_close(&d.q[i]);
@@ -1171,6 +1664,7 @@ TEST_F_TIMEOUT(fuzz, episodes, 86400)
 	deadline = t0 + (long long)(seconds * 500);
 	for (s = seed0; s - seed0 < max_ep && now_ms() < deadline; s++) {
 		long long e0 = now_ms();
+		unsigned long long p0 = st.packed;
 		int r;
 
 		why[0] = 0;
@@ -1180,14 +1674,14 @@ TEST_F_TIMEOUT(fuzz, episodes, 86400)
 		if (r)
 			ktap_diag("%s seed %llu: %s", dn, (unsigned long long)s, why);
 		else if (verbose)
-			ktap_diag("%s seed %llu: ok in %lld ms", dn, (unsigned long long)s,
-				  now_ms() - e0);
+			ktap_diag("%s seed %llu: ok in %lld ms%s", dn, (unsigned long long)s,
+				  now_ms() - e0, st.packed != p0 ? " (packed)" : "");
 		if (kmsg_check(kwhy, sizeof(kwhy)) && !kbad++)
 			ktap_diag("%s seed %llu: %s", dn, (unsigned long long)s, kwhy);
 	}
 	atomic_store(&wd_armed, 0);
-	ktap_diag("%s: %llu episodes (seeds %llu..%llu), %llu steps, %llu chains (RX %llu, TX %llu; %llu hostile), %llu frames injected, %llu kicks, %llu calls, %llu errors signalled, %llu IOTLB misses answered, %lld s",
-		  dn, st.episodes, (unsigned long long)seed0,
+	ktap_diag("%s: %llu episodes (%llu packed, %llu used descriptors read back; seeds %llu..%llu), %llu steps, %llu chains (RX %llu, TX %llu; %llu hostile), %llu frames injected, %llu kicks, %llu calls, %llu errors signalled, %llu IOTLB misses answered, %lld s",
+		  dn, st.episodes, st.packed, st.used, (unsigned long long)seed0,
 		  (unsigned long long)(seed0 + st.episodes - 1), st.steps,
 		  st.chains[0] + st.chains[1], st.chains[0], st.chains[1], st.hostile, st.frames,
 		  st.kicks, st.calls, st.errs, st.misses, (now_ms() - t0) / 1000);
