@@ -615,28 +615,81 @@ pub(crate) trait DevQueue {
     fn active(&self) -> bool;
 }
 
-/// The device (`struct vhost_dev`) with `N` queues of type `Q`, behind the open file's mutex.
-pub(crate) struct Dev<Q, const N: usize> {
+/// A queue of a device with the device state its rounds read, as C's `vq->umem`,
+/// `vq->iotlb` and `vq->log_ctx`: behind the queue's own lock, so that a worker runs the
+/// queue without the device's lock, and the two queues of a device on two workers at once.
+/// The device replaces these under every queue's lock (`vhost_dev_lock_vqs()`).
+pub(crate) struct Slot<Q> {
+    q: Q,
+    umem: Option<Arc<MemTable>>,
+    log_ctx: Option<Arc<EventFdCtx>>,
+    /// This queue's copy of the device IOTLB: each message updates every copy.
+    iotlb: Option<MemTable>,
+}
+
+impl<Q: DevQueue> Slot<Q> {
+    pub(crate) fn new() -> Self {
+        Self {
+            q: Q::new(),
+            umem: None,
+            log_ctx: None,
+            iotlb: None,
+        }
+    }
+
+    pub(crate) fn q(&self) -> &Q {
+        &self.q
+    }
+
+    pub(crate) fn q_mut(&mut self) -> &mut Q {
+        &mut self.q
+    }
+
+    fn vq(&self) -> &Vq {
+        self.q.vq()
+    }
+
+    fn vq_mut(&mut self) -> &mut Vq {
+        self.q.vq_mut()
+    }
+
+    fn active(&self) -> bool {
+        self.q.active()
+    }
+
+    /// The guest memory and the queue, borrowed apart for a round of work.
+    pub(crate) fn parts<'a>(&'a mut self, msgs: &'a IotlbMsgs) -> (GuestView<'a>, &'a mut Q) {
+        (
+            GuestView {
+                umem: self.umem.as_deref(),
+                log_ctx: self.log_ctx.as_deref(),
+                iotlb: self.iotlb.as_ref(),
+                msgs,
+            },
+            &mut self.q,
+        )
+    }
+}
+
+/// The device state (`struct vhost_dev` without its queues), behind the device's lock;
+/// the queues are behind locks of their own, taken after it ([`Dev`]).
+pub(crate) struct DevState {
     /// The owner's address space (`dev->mm`), held with `mmget` as vhost does.
     owner: Option<ARef<MmWithUser>>,
     /// `VHOST_FORK_OWNER_TASK` (true) or `_KTHREAD` (false).
     fork_owner: bool,
-    /// `None` until the first `SET_MEM_TABLE`; `RESET_OWNER` leaves an empty table.
-    umem: Option<MemTable>,
-    log_ctx: Option<EventFdCtx>,
-    /// The device IOTLB (`dev->iotlb`), with `VIRTIO_F_ACCESS_PLATFORM`.
-    iotlb: Option<MemTable>,
+    /// `None` until the first `SET_MEM_TABLE`; `RESET_OWNER` leaves an empty table. Each
+    /// queue holds it too.
+    umem: Option<Arc<MemTable>>,
+    log_ctx: Option<Arc<EventFdCtx>>,
+    /// Whether the device IOTLB is in place (`dev->iotlb`), with
+    /// `VIRTIO_F_ACCESS_PLATFORM`; its mappings are in each queue's copy.
+    iotlb: bool,
     /// Its messages, which the device file reads without this device's lock.
     msgs: Arc<IotlbMsgs>,
-    vqs: [Q; N],
 }
 
-/// The calling task's address space, if it has one.
-fn current_mm() -> Option<*mut kernel::bindings::mm_struct> {
-    kernel::current!().mm().map(|mm| mm.as_raw())
-}
-
-impl<Q: DevQueue, const N: usize> Dev<Q, N> {
+impl DevState {
     /// A device whose IOTLB messages go through `msgs`.
     pub(crate) fn new(msgs: Arc<IotlbMsgs>) -> Self {
         Self {
@@ -644,31 +697,9 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
             fork_owner: params::fork_from_owner_default(),
             umem: None,
             log_ctx: None,
-            iotlb: None,
+            iotlb: false,
             msgs,
-            vqs: core::array::from_fn(|_| Q::new()),
         }
-    }
-
-    pub(crate) fn vqs(&self) -> &[Q; N] {
-        &self.vqs
-    }
-
-    pub(crate) fn vqs_mut(&mut self) -> &mut [Q; N] {
-        &mut self.vqs
-    }
-
-    /// The guest memory and the queues, borrowed apart for a round of work.
-    pub(crate) fn parts(&mut self) -> (GuestView<'_>, &mut [Q; N]) {
-        (
-            GuestView {
-                umem: self.umem.as_ref(),
-                log_ctx: self.log_ctx.as_ref(),
-                iotlb: self.iotlb.as_ref(),
-                msgs: &self.msgs,
-            },
-            &mut self.vqs,
-        )
     }
 
     pub(crate) fn has_owner(&self) -> bool {
@@ -685,6 +716,115 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
             (Some(owner), Some(mm)) if owner.as_raw() == mm => Ok(()),
             _ => Err(EPERM),
         }
+    }
+
+    /// `vhost_worker_ioctl()`: `VHOST_NEW_WORKER`, `VHOST_FREE_WORKER`,
+    /// `VHOST_ATTACH_VRING_WORKER`, `VHOST_GET_VRING_WORKER` on `workers`, whose threads
+    /// run `target`. `None` for any other command. Only the device lock is held: freeing
+    /// a worker waits for its round, which takes a queue's lock.
+    pub(crate) fn worker_ioctl<T: WorkerOps, const N: usize>(
+        &mut self,
+        workers: &Workers<N>,
+        target: &T,
+        cmd: u32,
+        arg: u64,
+    ) -> Option<Result> {
+        if !matches!(
+            cmd,
+            VHOST_NEW_WORKER
+                | VHOST_FREE_WORKER
+                | VHOST_ATTACH_VRING_WORKER
+                | VHOST_GET_VRING_WORKER
+        ) {
+            return None;
+        }
+        Some((|| {
+            if !self.has_owner() {
+                return Err(EINVAL);
+            }
+            self.check_owner()?;
+            match cmd {
+                VHOST_NEW_WORKER => {
+                    // vhost_tasks count against the owner's NPROC, kthreads do not: only
+                    // the former may be made on request.
+                    if !self.fork_owner {
+                        return Err(EFAULT);
+                    }
+                    let id = workers.free_id().ok_or(ENOMEM)?;
+                    // SAFETY: the device type's contract for `workers` ([`Workers`]).
+                    unsafe { workers.start(target, id, true) }?;
+                    let r = user::write(arg, &(id as u32).to_ne_bytes());
+                    if r.is_err() {
+                        workers.work(id).stop();
+                    }
+                    r
+                }
+                VHOST_FREE_WORKER => {
+                    let id = u32::from_ne_bytes(user::read(arg)?) as usize;
+                    workers.free(id)
+                }
+                _ => {
+                    // `struct vhost_vring_worker` is `{ index, worker_id }`: a vring state.
+                    let w = VringState::from_bytes(&user::read(arg)?);
+                    let q = w.index as usize;
+                    if q >= N {
+                        return Err(ENOBUFS);
+                    }
+                    if cmd == VHOST_ATTACH_VRING_WORKER {
+                        workers.attach(q, w.num as usize)
+                    } else {
+                        let w = VringState {
+                            index: w.index,
+                            num: workers.worker_of(q) as u32,
+                        };
+                        user::write(arg, &w.to_bytes())
+                    }
+                }
+            }
+        })())
+    }
+}
+
+/// The device (`struct vhost_dev`) with `N` queues of type `Q`, locked: the device's lock
+/// and each queue's, in that order (as vhost.c's `dev->mutex`, then `vq->mutex`).
+pub(crate) struct Dev<'a, Q, const N: usize> {
+    st: &'a mut DevState,
+    vqs: [&'a mut Slot<Q>; N],
+}
+
+/// The calling task's address space, if it has one.
+fn current_mm() -> Option<*mut kernel::bindings::mm_struct> {
+    kernel::current!().mm().map(|mm| mm.as_raw())
+}
+
+impl<'a, Q: DevQueue, const N: usize> Dev<'a, Q, N> {
+    pub(crate) fn new(st: &'a mut DevState, vqs: [&'a mut Slot<Q>; N]) -> Self {
+        Self { st, vqs }
+    }
+
+    pub(crate) fn vqs_mut(&mut self) -> impl Iterator<Item = &mut Q> + use<'_, 'a, Q, N> {
+        self.vqs.iter_mut().map(|s| s.q_mut())
+    }
+
+    pub(crate) fn q_mut(&mut self, i: usize) -> &mut Q {
+        self.vqs[i].q_mut()
+    }
+
+    /// The guest memory and queue `i`, borrowed apart.
+    pub(crate) fn parts(&mut self, i: usize) -> (GuestView<'_>, &mut Q) {
+        self.vqs[i].parts(&self.st.msgs)
+    }
+
+    pub(crate) fn state(&self) -> &DevState {
+        self.st
+    }
+
+    pub(crate) fn has_owner(&self) -> bool {
+        self.st.has_owner()
+    }
+
+    pub(crate) fn check_owner(&self) -> Result {
+        self.st.check_owner()
     }
 
     /// `vhost_dev_set_owner()` without the worker (the device starts it): the caller's
@@ -707,7 +847,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
                 return Err(e);
             }
         }
-        self.owner = Some(ARef::from(mm));
+        self.st.owner = Some(ARef::from(mm));
         Ok(())
     }
 
@@ -717,21 +857,21 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
         for q in self.vqs.iter_mut() {
             q.vq_mut().drop_owner();
         }
-        self.owner = None;
+        self.st.owner = None;
     }
 
     /// `vhost_dev_cleanup()`: forgets everything the owner set up; the device type has taken
     /// its backends out first, to drop them after unlocking.
     pub(crate) fn cleanup(&mut self) {
         for q in self.vqs.iter_mut() {
-            *q = Q::new();
+            **q = Slot::new();
         }
-        self.log_ctx = None;
-        self.umem = None;
-        self.iotlb = None;
+        self.st.log_ctx = None;
+        self.st.umem = None;
+        self.st.iotlb = false;
         // vhost_clear_msg(), and readers woken to find no IOTLB.
-        self.msgs.clear();
-        self.owner = None;
+        self.st.msgs.clear();
+        self.st.owner = None;
     }
 
     /// `vhost_init_device_iotlb()`: a new, empty device IOTLB. Ring addresses set before
@@ -741,32 +881,34 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
         if limit <= 0 {
             return Err(EINVAL);
         }
-        let old = self.iotlb.replace(MemTable::new(limit as usize));
+        let old = core::mem::replace(&mut self.st.iotlb, true);
         for q in self.vqs.iter_mut() {
+            q.iotlb = Some(MemTable::new(limit as usize));
             let vq = q.vq_mut();
             vq.iotlb = true;
-            if old.is_some() {
+            if old {
                 vq.meta_reset();
             } else {
                 vq.invalidate_access();
             }
         }
-        self.msgs.set_iotlb();
+        self.st.msgs.set_iotlb();
         Ok(())
     }
 
     /// `vhost_clear_device_iotlb()`: back to user addresses; ring addresses set meanwhile
     /// were I/O virtual ones, and are forgotten. Misses waiting are dropped, readers woken.
     pub(crate) fn clear_device_iotlb(&mut self) {
-        if self.iotlb.take().is_none() {
+        if !core::mem::replace(&mut self.st.iotlb, false) {
             return;
         }
         for q in self.vqs.iter_mut() {
+            q.iotlb = None;
             let vq = q.vq_mut();
             vq.iotlb = false;
             vq.invalidate_access();
         }
-        self.msgs.clear();
+        self.st.msgs.clear();
     }
 
     /// `vhost_process_iotlb_msg()`: an `UPDATE` or `INVALIDATE` written by the VMM. Returns
@@ -775,31 +917,37 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
         let last = msg.iova.wrapping_add(msg.size).wrapping_sub(1);
         match msg.kind {
             VHOST_IOTLB_UPDATE => {
-                let Some(iotlb) = self.iotlb.as_mut() else {
+                if !self.st.iotlb {
                     return Err(EFAULT);
-                };
+                }
                 if !umem_access_ok(msg.uaddr, msg.size, msg.perm) {
                     return Err(EFAULT);
                 }
+                // Every copy takes the range; they hold the same ranges, so they fail
+                // alike but for an allocation.
+                let mut r = Ok(());
                 for q in self.vqs.iter_mut() {
                     q.vq_mut().meta_reset();
+                    if let Some(iotlb) = q.iotlb.as_mut() {
+                        r = r.and(iotlb.add_range(msg.iova, last, msg.uaddr, msg.perm));
+                    }
                 }
-                iotlb
-                    .add_range(msg.iova, last, msg.uaddr, msg.perm)
-                    .map_err(|_| ENOMEM)?;
-                Ok(self.msgs.answered(msg.iova, msg.size))
+                r.map_err(|_| ENOMEM)?;
+                Ok(self.st.msgs.answered(msg.iova, msg.size))
             }
             VHOST_IOTLB_INVALIDATE => {
-                let Some(iotlb) = self.iotlb.as_mut() else {
+                if !self.st.iotlb {
                     return Err(EFAULT);
-                };
+                }
                 if msg.size == 0 {
                     return Err(EINVAL);
                 }
                 for q in self.vqs.iter_mut() {
                     q.vq_mut().meta_reset();
+                    if let Some(iotlb) = q.iotlb.as_mut() {
+                        iotlb.del_range(msg.iova, last);
+                    }
                 }
-                iotlb.del_range(msg.iova, last);
                 Ok(0)
             }
             _ => Err(EINVAL),
@@ -809,8 +957,19 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
     /// `vhost_dev_reset_owner()`: as cleanup, but with an empty memory table in place.
     pub(crate) fn reset_owner(&mut self) {
         self.cleanup();
-        self.fork_owner = params::fork_from_owner_default();
-        self.umem = Some(MemTable::new(params::max_iotlb_entries().max(0) as usize));
+        self.st.fork_owner = params::fork_from_owner_default();
+        let umem = MemTable::new(params::max_iotlb_entries().max(0) as usize);
+        // Without memory for an empty table the device has none, as before the first
+        // SET_MEM_TABLE.
+        self.set_umem(Arc::new(umem, GFP_KERNEL).ok());
+    }
+
+    /// Puts `umem` in place, for the device and every queue.
+    fn set_umem(&mut self, umem: Option<Arc<MemTable>>) {
+        for q in self.vqs.iter_mut() {
+            q.umem = umem.clone();
+        }
+        self.st.umem = umem;
     }
 
     /// Stops every kick poll and takes the kick files out, to be dropped after unlocking.
@@ -826,7 +985,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
     pub(crate) fn vq_access_ok(&self, i: usize) -> bool {
         self.vqs
             .get(i)
-            .is_some_and(|q| q.vq().access_ok(self.umem.as_ref()))
+            .is_some_and(|q| q.vq().access_ok(self.st.umem.as_deref()))
     }
 
     /// `memory_access_ok()`: can the active queues use `umem`?
@@ -843,7 +1002,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
 
     /// `vhost_log_access_ok()`: can every active queue log writes to all of memory?
     pub(crate) fn log_access_ok(&self) -> bool {
-        self.memory_access_ok(self.umem.as_ref(), true)
+        self.memory_access_ok(self.st.umem.as_deref(), true)
     }
 
     /// `vhost_dev_ioctl()` without `VHOST_SET_OWNER` (the device type handles that itself).
@@ -852,7 +1011,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
         match cmd {
             VHOST_SET_FORK_FROM_OWNER => return Some(self.set_fork_owner(arg)),
             VHOST_GET_FORK_FROM_OWNER => {
-                let val = u8::from(self.fork_owner);
+                let val = u8::from(self.st.fork_owner);
                 return Some(user::write(arg, &[val]));
             }
             _ => {}
@@ -877,7 +1036,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
         if val != VHOST_FORK_OWNER_TASK && val != VHOST_FORK_OWNER_KTHREAD {
             return Err(EINVAL);
         }
-        self.fork_owner = val != 0;
+        self.st.fork_owner = val != 0;
         Ok(())
     }
 
@@ -914,7 +1073,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
         if !self.memory_access_ok(Some(&table), false) {
             return Err(EFAULT);
         }
-        self.umem = Some(table);
+        self.set_umem(Some(Arc::new(table, GFP_KERNEL)?));
         Ok(())
     }
 
@@ -923,7 +1082,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
     fn set_log_base(&mut self, arg: u64) -> Result {
         let base = u64::from_ne_bytes(user::read(arg)?);
         let mut r = Ok(());
-        let umem = self.umem.as_ref();
+        let umem = self.st.umem.as_deref();
         for q in self.vqs.iter_mut() {
             let active = q.active();
             let vq = q.vq_mut();
@@ -938,7 +1097,14 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
 
     fn set_log_fd(&mut self, arg: u64) -> Result {
         let fd = i32::from_ne_bytes(user::read(arg)?);
-        self.log_ctx = eventfd_or_unbind(fd)?;
+        let ctx = match eventfd_or_unbind(fd)? {
+            Some(ctx) => Some(Arc::new(ctx, GFP_KERNEL)?),
+            None => None,
+        };
+        for q in self.vqs.iter_mut() {
+            q.log_ctx = ctx.clone();
+        }
+        self.st.log_ctx = ctx;
         Ok(())
     }
 
@@ -946,7 +1112,7 @@ impl<Q: DevQueue, const N: usize> Dev<Q, N> {
     pub(crate) fn vring_ioctl(&mut self, cmd: u32, arg: u64) -> Result {
         // vhost_get_vq_from_user(): the index is read (and checked) before anything else.
         let idx = u32::from_ne_bytes(user::read(arg)?);
-        let q = self.vqs.get_mut(idx as usize).ok_or(ENOBUFS)?;
+        let q = &mut **self.vqs.get_mut(idx as usize).ok_or(ENOBUFS)?;
         let active = q.active();
         let vq = q.vq_mut();
         if cmd == VHOST_SET_VRING_NUM || cmd == VHOST_SET_VRING_ADDR {
@@ -1254,14 +1420,16 @@ fn eventfd_or_unbind(fd: i32) -> Result<Option<EventFdCtx>> {
     }
 }
 
-/// The device's worker and its pending work (`struct vhost_worker` with its work list): a
-/// wakeup notes work as bits (`kick_bit()` for kicks; the device type's own above those)
-/// and wakes the thread, which takes them all at once.
+/// A worker and its pending work (`struct vhost_worker` with its work list): a wakeup notes
+/// work as bits (`kick_bit()` for kicks; the device type's own above those) and wakes the
+/// thread, which takes them all at once.
 #[pin_data]
 pub(crate) struct Work {
     #[pin]
     worker: Worker,
     pending: Atomic<u32>,
+    /// The owner was killed and took this worker's thread with it (`worker->killed`).
+    killed: Atomic<bool>,
 }
 
 impl Work {
@@ -1269,6 +1437,7 @@ impl Work {
         pin_init!(Self {
             worker <- Worker::new(),
             pending: Atomic::new(0),
+            killed: Atomic::new(false),
         })
     }
 
@@ -1296,27 +1465,167 @@ impl Work {
         self.pending.load(Acquire) != 0
     }
 
-    /// Forgets pending work: nothing will run it (the worker is gone).
-    pub(crate) fn clear(&self) {
+    /// `vhost_worker_killed()`: nothing will run this worker's work any more.
+    pub(crate) fn killed(&self) {
+        self.killed.store(true, Release);
         self.pending.store(0, Release);
-    }
-
-    /// `vhost_worker_create()`: a worker for `target`, forked from the owner when
-    /// `fork_owner`.
-    ///
-    /// # Safety
-    ///
-    /// As [`Worker::start`]: `self` is part of `target`, which stops it before any of its
-    /// other fields is dropped.
-    pub(crate) unsafe fn start<T: WorkerOps>(&self, target: &T, fork_owner: bool) -> Result {
-        // SAFETY: the caller's contract.
-        unsafe { self.worker.start(target, fork_owner) }
     }
 
     /// Stops the worker and waits for it (not from the worker itself, nor holding a lock
     /// the worker takes); its pending work is forgotten.
     pub(crate) fn stop(&self) {
         self.worker.stop();
-        self.clear();
+        self.pending.store(0, Release);
+        self.killed.store(false, Release);
+    }
+}
+
+/// The most workers a device has at once: its default ones and those made with
+/// `VHOST_NEW_WORKER` (ids `0..MAX_WORKERS`); one more is `ENOMEM`, as a failed
+/// `vhost_worker_create()`.
+pub(crate) const MAX_WORKERS: usize = 16;
+
+/// The workers of a device with `N` queues, and the worker each queue runs on
+/// (`dev->worker_xa` and `vq->worker`). Wakeups read the map in atomic context; the device
+/// changes workers and map under its lock.
+///
+/// The device type keeps this in the object its workers run ([`WorkerOps`]), and stops
+/// every worker ([`Workers::stop_all`]) before any other part of it is dropped.
+#[pin_data]
+pub(crate) struct Workers<const N: usize> {
+    #[pin]
+    works: [Work; MAX_WORKERS],
+    vq_worker: [Atomic<u32>; N],
+    /// The pending-work bits of each queue: a wakeup goes to the worker of the queue whose
+    /// bits it carries.
+    masks: [u32; N],
+}
+
+impl<const N: usize> Workers<N> {
+    /// Workers for queues whose work bits are `masks`; none running, every queue on 0.
+    pub(crate) fn new(masks: [u32; N]) -> impl PinInit<Self> {
+        pin_init!(Self {
+            works <- pin_init::pin_init_array_from_fn(|_| Work::new()),
+            vq_worker: core::array::from_fn(|_| Atomic::new(0)),
+            masks,
+        })
+    }
+
+    /// Worker `id` (0 for an id out of range, which no caller passes).
+    pub(crate) fn work(&self, id: usize) -> &Work {
+        &self.works[id.min(MAX_WORKERS - 1)]
+    }
+
+    /// The worker queue `q` runs on.
+    pub(crate) fn worker_of(&self, q: usize) -> usize {
+        self.vq_worker[q].load(Acquire) as usize
+    }
+
+    /// `vhost_poll_queue()` for a wakeup: `bits` go to the worker of their queue.
+    /// Callable in atomic context.
+    pub(crate) fn queue(&self, bits: u32) {
+        self.route(bits, None);
+    }
+
+    /// Work a round of worker `from` gave way on: noted for the worker of its queue, woken
+    /// unless that is `from` itself (which looks again).
+    pub(crate) fn requeue(&self, bits: u32, from: usize) {
+        self.route(bits, Some(from));
+    }
+
+    fn route(&self, bits: u32, from: Option<usize>) {
+        for (q, mask) in self.masks.iter().enumerate() {
+            let b = bits & mask;
+            if b == 0 {
+                continue;
+            }
+            let w = self.worker_of(q);
+            if Some(w) == from {
+                self.work(w).add(b);
+            } else {
+                self.work(w).queue(b);
+            }
+        }
+    }
+
+    /// The lowest id with no worker, if any.
+    fn free_id(&self) -> Option<usize> {
+        (0..MAX_WORKERS).find(|&i| !self.works[i].worker.running())
+    }
+
+    /// `vhost_worker_create()` as worker `id` of `target`, forked from the owner when
+    /// `fork_owner`.
+    ///
+    /// # Safety
+    ///
+    /// `self` is part of `target`, which stops every worker before any of its other fields
+    /// is dropped.
+    pub(crate) unsafe fn start<T: WorkerOps>(
+        &self,
+        target: &T,
+        id: usize,
+        fork_owner: bool,
+    ) -> Result {
+        let work = self.works.get(id).ok_or(ENOMEM)?;
+        // SAFETY: the caller's contract.
+        unsafe { work.worker.start(target, id, fork_owner) }
+    }
+
+    /// `__vhost_vq_attach_worker()`: queue `q` runs on worker `id` from now on; work
+    /// already noted for the old worker moves with it. The queue's lock keeps the two
+    /// workers from running it at once.
+    fn attach(&self, q: usize, id: usize) -> Result {
+        let work = self.works.get(id).ok_or(ENODEV)?;
+        if !work.worker.running() {
+            return Err(ENODEV);
+        }
+        if work.killed.load(Acquire) {
+            return Ok(());
+        }
+        let old = self.vq_worker[q].xchg(id as u32, Full) as usize;
+        if old != id {
+            let bits = self.work(old).take();
+            self.queue(bits);
+        }
+        Ok(())
+    }
+
+    /// Queue `q` runs on worker `id` (set-up: the worker was just started).
+    pub(crate) fn set_worker(&self, q: usize, id: usize) {
+        self.vq_worker[q].store(id as u32, Release);
+    }
+
+    /// `vhost_free_worker()`: a worker some queue runs on, or one whose owner was killed,
+    /// is `EBUSY`.
+    fn free(&self, id: usize) -> Result {
+        let work = self.works.get(id).ok_or(ENODEV)?;
+        if !work.worker.running() {
+            return Err(ENODEV);
+        }
+        if (0..N).any(|q| self.worker_of(q) == id) || work.killed.load(Acquire) {
+            return Err(EBUSY);
+        }
+        work.stop();
+        Ok(())
+    }
+
+    /// The running workers, as (id, thread id).
+    pub(crate) fn running(&self) -> impl Iterator<Item = (usize, i32)> + '_ {
+        self.works
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.worker.running())
+            .map(|(i, w)| (i, w.worker.tid()))
+    }
+
+    /// `vhost_workers_free()`: stops every worker (not holding a lock a round takes); every
+    /// queue is back on worker 0.
+    pub(crate) fn stop_all(&self) {
+        for w in &self.works {
+            w.stop();
+        }
+        for q in &self.vq_worker {
+            q.store(0, Release);
+        }
     }
 }

@@ -10,11 +10,17 @@ mod rx;
 mod tx;
 
 use crate::{
-    dev::{kick_bit, Dev, DevQueue, GuestView, IotlbMsgs, MsgRead, Vq, Work, KICK_BITS},
+    dev::{
+        kick_bit, Dev, DevQueue, DevState, GuestView, IotlbMsgs, MsgRead, Slot, Vq, Workers,
+        KICK_BITS,
+    },
     guest::UserMem,
     ring::{self, Iov},
     stats::{self, DebugDir, QueueStats, Snapshot, VqStats},
-    sys::{self, Poll, PollWake, RxQueue, Socket, TxBatch, WorkerOps, EPOLLERR, EPOLLIN, EPOLLOUT},
+    sys::{
+        self, params, Poll, PollWake, RxQueue, Socket, TxBatch, WorkerOps, EPOLLERR, EPOLLIN,
+        EPOLLOUT,
+    },
     uapi::*,
     user,
     zerocopy::ZeroCopy,
@@ -29,7 +35,7 @@ use kernel::{
     seq_file::SeqFile,
     seq_print,
     str::CString,
-    sync::{aref::ARef, poll::PollTable, Arc, Mutex},
+    sync::{aref::ARef, poll::PollTable, Arc, Mutex, MutexGuard},
     types::ForeignOwnable,
 };
 
@@ -88,6 +94,9 @@ const fn sock_bit(q: usize) -> u32 {
     1 << (KICK_BITS + q)
 }
 const ZCOPY_BIT: u32 = 1 << (KICK_BITS + NVQS);
+/// The work of each queue, which its worker runs.
+const RX_WORK: u32 = kick_bit(RX) | sock_bit(RX);
+const TX_WORK: u32 = kick_bit(TX) | sock_bit(TX) | ZCOPY_BIT;
 
 /// A queue gives way after this many bytes or packets in one round and is requeued
 /// (`VHOST_NET_WEIGHT`, `VHOST_NET_PKT_WEIGHT`: the limits adopted for CVE-2019-3900).
@@ -297,14 +306,23 @@ impl<'a> Round<'a> {
 type Stopped = ([Backend; NVQS], [Option<ARef<File>>; NVQS]);
 
 /// One open `/dev/vhost-rs-net`.
+///
+/// Locks, in the order taken: `dev`, then `rx`, then `tx` (vhost.c's `dev->mutex`, then
+/// each `vq->mutex`). A worker's round takes only its queue's lock, and busy polling only
+/// tries the other's, so RX and TX run at once on workers of their own.
 #[pin_data(PinnedDrop)]
 pub(crate) struct VhostNet {
-    /// Declared first so that it is dropped first: its polls stop before the worker goes.
+    /// The device state; ioctls take it first.
     #[pin]
-    dev: Mutex<Dev<NetVq, NVQS>>,
-    /// The worker and the work waiting for it.
+    dev: Mutex<DevState>,
+    /// The queues, declared before the workers: their polls wake them.
     #[pin]
-    work: Work,
+    rx: Mutex<Slot<NetVq>>,
+    #[pin]
+    tx: Mutex<Slot<NetVq>>,
+    /// The workers, the work waiting for each, and the worker of each queue.
+    #[pin]
+    workers: Workers<NVQS>,
     /// The queues' counters as debugfs shows them (stats.rs), in files of `debugfs`.
     #[pin]
     rx_stats: debugfs::File<QueueStats>,
@@ -316,60 +334,76 @@ pub(crate) struct VhostNet {
     msgs: Arc<IotlbMsgs>,
 }
 
+/// The device locked whole, for an ioctl.
+struct Locked<'a> {
+    st: MutexGuard<'a, DevState>,
+    rx: MutexGuard<'a, Slot<NetVq>>,
+    tx: MutexGuard<'a, Slot<NetVq>>,
+}
+
+impl Locked<'_> {
+    fn dev(&mut self) -> Dev<'_, NetVq, NVQS> {
+        Dev::new(&mut self.st, [&mut self.rx, &mut self.tx])
+    }
+}
+
 #[pinned_drop]
 impl PinnedDrop for VhostNet {
     fn drop(self: Pin<&mut Self>) {
-        // The worker dereferences `self`: it must be gone before any field is.
-        self.work.stop();
+        // The workers dereference `self`: they must be gone before any field is.
+        self.workers.stop_all();
     }
 }
 
 impl PollWake for VhostNet {
-    /// A kick or a ready socket, in atomic context: note the work, wake the worker.
+    /// A kick or a ready socket, in atomic context: note the work, wake the queue's worker.
     fn poll_wake(&self, bit: u32) {
         for q in [RX, TX] {
             if bit == kick_bit(q) {
                 self.stats(q).kick();
             }
         }
-        self.work.queue(bit);
+        self.workers.queue(bit);
     }
 }
 
 impl WorkerOps for VhostNet {
-    /// One round of the worker: handles what the wakeups noted. Returns whether there was
-    /// any work; the worker sleeps when there was none.
-    fn worker_run(&self) -> bool {
-        let pending = self.work.take();
+    /// One round of worker `id`: handles what the wakeups noted for it, each queue under
+    /// its own lock. Returns whether there was any work; the worker sleeps when there was
+    /// none.
+    fn worker_run(&self, id: usize) -> bool {
+        let pending = self.workers.work(id).take();
         if pending == 0 {
             return false;
         }
         sys::set_running();
         let mut again = 0;
-        {
-            let mut dev = self.dev.lock();
-            let tx_work = kick_bit(TX) | sock_bit(TX) | ZCOPY_BIT;
-            if pending & tx_work != 0 && tx::handle_tx(&mut dev, &self.work) {
+        if pending & TX_WORK != 0 {
+            let mut tx = self.tx.lock();
+            if tx::handle_tx(&mut tx, &self.rx, &self.msgs, &self.workers, id) {
                 again |= kick_bit(TX);
             }
-            let rx_work = kick_bit(RX) | sock_bit(RX);
-            if pending & rx_work != 0 && rx::handle_rx(&mut dev, &self.work) {
+            self.stats(TX).publish(&tx.q().snapshot());
+        }
+        if pending & RX_WORK != 0 {
+            let mut rx = self.rx.lock();
+            if rx::handle_rx(&mut rx, &self.tx, &self.msgs, &self.workers, id) {
                 again |= kick_bit(RX);
             }
-            self.publish_stats(&dev);
+            self.stats(RX).publish(&rx.q().snapshot());
         }
         if again != 0 {
             // Requeued for fairness: run again after giving way to the scheduler.
-            self.work.add(again);
+            self.workers.requeue(again, id);
         }
         sys::cond_resched();
         true
     }
 
-    /// The owner was killed and took the worker with it: nothing will run the queues any
+    /// The owner was killed and took the worker with it: nothing will run its queues any
     /// more; the device stays usable for ioctls until it is closed or reset.
-    fn worker_killed(&self) {
-        self.work.clear();
+    fn worker_killed(&self, id: usize) {
+        self.workers.work(id).killed();
     }
 }
 
@@ -377,15 +411,25 @@ impl VhostNet {
     /// A device whose counters go into `dir` (its files keep the directory alive).
     pub(crate) fn new(dir: DebugDir, msgs: Arc<IotlbMsgs>) -> impl PinInit<Self, Error> {
         let DebugDir { name, dir } = dir;
-        let dev = Dev::new(msgs.clone());
+        let dev = DevState::new(msgs.clone());
         try_pin_init!(Self {
             rx_stats <- stats::queue_file(&dir, c"rx"),
             tx_stats <- stats::queue_file(&dir, c"tx"),
             debugfs: name,
             dev <- new_mutex!(dev, "VhostNet::dev"),
-            work <- Work::new(),
+            rx <- new_mutex!(Slot::new(), "VhostNet::rx"),
+            tx <- new_mutex!(Slot::new(), "VhostNet::tx"),
+            workers <- Workers::new([RX_WORK, TX_WORK]),
             msgs,
         }? Error)
+    }
+
+    /// The device, locked whole.
+    fn lock_all(&self) -> Locked<'_> {
+        let st = self.dev.lock();
+        let rx = self.rx.lock();
+        let tx = self.tx.lock();
+        Locked { st, rx, tx }
     }
 
     /// `vhost_chr_read_iter()`: the next IOTLB miss as a 72-byte message, waiting for one
@@ -431,13 +475,13 @@ impl VhostNet {
             return Err(EINVAL);
         }
         let kicks = self
-            .dev
-            .lock()
+            .lock_all()
+            .dev()
             .process_iotlb_msg(&msg)
             .map_err(|_| EFAULT)?;
         if kicks != 0 {
             // The queues that waited for this translation run again.
-            self.work.queue(kicks);
+            self.workers.queue(kicks);
         }
         Ok(VHOST_MSG_SIZE)
     }
@@ -456,66 +500,79 @@ impl VhostNet {
         }
     }
 
-    /// Copies the queues' counters for debugfs (the caller holds the device lock).
-    fn publish_stats(&self, dev: &Dev<NetVq, NVQS>) {
-        for (q, nvq) in dev.vqs().iter().enumerate() {
-            self.stats(q).publish(&nvq.snapshot());
+    /// Copies the queues' counters for debugfs.
+    fn publish_stats(&self) {
+        for (q, slot) in [(RX, &self.rx), (TX, &self.tx)] {
+            self.stats(q).publish(&slot.lock().q().snapshot());
         }
     }
 
     /// Takes every backend out and stops every poll (`vhost_net_stop()` and the polls of
     /// `vhost_dev_stop()`); what comes back is dropped after unlocking.
-    fn stop(dev: &mut Dev<NetVq, NVQS>) -> Stopped {
-        let backends: [Backend; NVQS] = {
-            let vqs = dev.vqs_mut();
-            core::array::from_fn(|q| vqs[q].take_backend())
-        };
+    fn stop(dev: &mut Dev<'_, NetVq, NVQS>) -> Stopped {
+        let backends: [Backend; NVQS] = core::array::from_fn(|q| dev.q_mut(q).take_backend());
         let kicks = dev.stop_kicks();
         (backends, kicks)
     }
 
-    /// `vhost_net_release()`: stops the worker and drops every file reference, before the
-    /// memory goes (`PinnedDrop` would stop the worker too; here it happens while the
+    /// `vhost_net_release()`: stops the workers and drops every file reference, before the
+    /// memory goes (`PinnedDrop` would stop the workers too; here it happens while the
     /// owner's file table is still intact).
     pub(crate) fn release(&self) {
-        let stopped = Self::stop(&mut self.dev.lock());
-        self.work.stop();
+        let stopped = Self::stop(&mut self.lock_all().dev());
+        self.workers.stop_all();
         drop(stopped);
     }
 
-    /// The device's counters, per queue, for `/proc/PID/fdinfo/FD` (vhost-net has none),
-    /// and where debugfs shows them.
+    /// The device's counters, per queue with the worker it runs on, for
+    /// `/proc/PID/fdinfo/FD` (vhost-net has none); the workers' threads; where debugfs
+    /// shows the counters.
     pub(crate) fn show_fdinfo(&self, m: &SeqFile) {
-        let dev = self.dev.lock();
-        for (q, nvq) in dev.vqs().iter().enumerate() {
+        for (q, slot) in [(RX, &self.rx), (TX, &self.tx)] {
             let name = if q == RX { "rx" } else { "tx" };
             self.stats(q)
-                .show_line(&nvq.snapshot(), m, fmt!("vq{} {}", q, name));
+                .show_line(&slot.lock().q().snapshot(), m, fmt!("vq{} {}", q, name));
+            seq_print!(m, " worker {}\n", self.workers.worker_of(q));
+        }
+        for (id, tid) in self.workers.running() {
+            seq_print!(m, "worker {}: tid {}\n", id, tid);
         }
         seq_print!(m, "debugfs: {}\n", self.debugfs.to_str().unwrap_or("?"));
     }
 
-    /// `vhost_net_set_owner()`: the owner, the queues' polls and arrays, the worker.
+    /// `vhost_net_set_owner()`: the owner, the queues' polls and arrays, the workers: one,
+    /// as vhost-net, or with `split_workers` one each for RX (worker 0) and TX (1).
     fn set_owner(&self) -> Result {
-        let mut dev = self.dev.lock();
-        // SAFETY: the polls are stored in `self.dev`, so `self` outlives them.
+        let mut l = self.lock_all();
+        let mut dev = l.dev();
+        // SAFETY: the polls are stored in the queues, fields of `self`, so `self` outlives
+        // them.
         unsafe { dev.set_owner(self, HEADS) }?;
-        let fork_owner = dev.fork_owner();
+        let fork_owner = dev.state().fork_owner();
         let r = (|| -> Result {
-            for (q, nvq) in dev.vqs_mut().iter_mut().enumerate() {
+            for (q, nvq) in dev.vqs_mut().enumerate() {
                 // SAFETY: as above.
                 unsafe { nvq.set_owner(self, q) }?;
             }
-            // SAFETY: the worker is part of `self.work`, stopped in `PinnedDrop` before any
-            // other field of `self` is dropped.
-            unsafe { self.work.start(self, fork_owner) }
+            // SAFETY: the workers are part of `self.workers`, stopped in `PinnedDrop`
+            // before any other field of `self` is dropped.
+            unsafe { self.workers.start(self, 0, fork_owner) }?;
+            if params::split_workers() {
+                // SAFETY: as above.
+                unsafe { self.workers.start(self, 1, fork_owner) }?;
+                self.workers.set_worker(TX, 1);
+            }
+            Ok(())
         })();
         if r.is_err() {
             // Undo what this call set up; state set before the owner (features) stays.
-            for nvq in dev.vqs_mut().iter_mut() {
+            for nvq in dev.vqs_mut() {
                 nvq.drop_owner();
             }
             dev.drop_owner();
+            drop(l);
+            // No kick or socket can wake them: the polls are gone.
+            self.workers.stop_all();
         }
         r
     }
@@ -524,7 +581,7 @@ impl VhostNet {
     pub(crate) fn ioctl(&self, cmd: u32, arg: u64) -> Result<isize> {
         let r = self.do_ioctl(cmd, arg);
         // Resets, backend changes and timeouts show in debugfs at once.
-        self.publish_stats(&self.dev.lock());
+        self.publish_stats();
         r
     }
 
@@ -553,15 +610,26 @@ impl VhostNet {
                 if features & !NET_BACKEND_FEATURES != 0 {
                     return Err(EOPNOTSUPP);
                 }
-                let mut dev = self.dev.lock();
-                for nvq in dev.vqs_mut().iter_mut() {
+                let mut l = self.lock_all();
+                for nvq in l.dev().vqs_mut() {
                     nvq.vq.set_backend_features(features);
                 }
             }
             VHOST_RESET_OWNER => self.reset_owner()?,
             VHOST_SET_OWNER => self.set_owner()?,
             _ => {
-                let mut dev = self.dev.lock();
+                // vhost_worker_ioctl() first, under the device lock alone, as vhost-scsi
+                // and vhost-vsock call it (vhost-net does not: ENOTTY there).
+                let r = self
+                    .dev
+                    .lock()
+                    .worker_ioctl(&self.workers, self, cmd, arg);
+                if let Some(r) = r {
+                    r?;
+                    return Ok(0);
+                }
+                let mut l = self.lock_all();
+                let mut dev = l.dev();
                 match dev.dev_ioctl(cmd, arg) {
                     Some(r) => r?,
                     None => dev.vring_ioctl(cmd, arg)?,
@@ -591,7 +659,8 @@ impl VhostNet {
         } else {
             (0, hdr_len)
         };
-        let mut dev = self.dev.lock();
+        let mut l = self.lock_all();
+        let mut dev = l.dev();
         if has_feature(&features, VHOST_F_LOG_ALL) && !dev.log_access_ok() {
             return Err(EFAULT);
         }
@@ -600,7 +669,7 @@ impl VhostNet {
         } else {
             dev.clear_device_iotlb();
         }
-        for nvq in dev.vqs_mut().iter_mut() {
+        for nvq in dev.vqs_mut() {
             nvq.vq.set_features(features);
             nvq.vhost_hlen = vhost_hlen;
             nvq.sock_hlen = sock_hlen;
@@ -612,14 +681,15 @@ impl VhostNet {
     /// table; the backends' sockets are released after the lock is dropped.
     fn reset_owner(&self) -> Result {
         let stopped = {
-            let mut dev = self.dev.lock();
+            let mut l = self.lock_all();
+            let mut dev = l.dev();
             dev.check_owner()?;
             let stopped = Self::stop(&mut dev);
             dev.reset_owner();
             stopped
         };
-        // Outside the lock: the worker may be waiting for it to finish its round.
-        self.work.stop();
+        // Outside the locks: a worker may be waiting for one to finish its round.
+        self.workers.stop_all();
         drop(stopped);
         Ok(())
     }
@@ -630,7 +700,8 @@ impl VhostNet {
     /// the call return (`vhost_net_ubuf_put_wait_and_free()`).
     fn set_backend(&self, index: u32, fd: i32) -> Result {
         let mut old = {
-            let mut dev = self.dev.lock();
+            let mut l = self.lock_all();
+            let mut dev = l.dev();
             dev.check_owner()?;
             let index = index as usize;
             if index >= NVQS {
@@ -640,8 +711,7 @@ impl VhostNet {
             if !dev.vq_access_ok(index) {
                 return Err(EFAULT);
             }
-            let (view, vqs) = dev.parts();
-            let nvq = &mut vqs[index];
+            let (view, nvq) = dev.parts(index);
             let sock = get_socket(fd)?;
             let same = match (&sock, &nvq.backend) {
                 (Some(a), Some(b)) => a.same_as(b),
@@ -653,7 +723,7 @@ impl VhostNet {
             }
             let zcopy = match &sock {
                 Some(s) if index == TX && s.zcopy() => {
-                    // SAFETY: the state is kept in `self.dev`, so `self` outlives it.
+                    // SAFETY: the state is kept in `self.tx`, so `self` outlives it.
                     Some(unsafe { ZeroCopy::new(self, ZCOPY_BIT) }?)
                 }
                 _ => None,
@@ -690,9 +760,8 @@ impl VhostNet {
         if let Some(zc) = old.zcopy.as_mut() {
             // Outside the lock: completions do not need it, the worker may.
             zc.wait();
-            let mut dev = self.dev.lock();
-            let (view, vqs) = dev.parts();
-            let nvq = &mut vqs[TX];
+            let mut tx = self.tx.lock();
+            let (view, nvq) = tx.parts(&self.msgs);
             if let Some(mem) = nvq.vq.mem(view) {
                 loop {
                     let (heads, ndescs) = nvq.vq.used_mut(0);

@@ -139,7 +139,6 @@ impl QueueStats {
         for (name, v) in NAMES.iter().zip(vals) {
             kernel::seq_print!(m, " {} {}", name, v);
         }
-        kernel::seq_print!(m, "\n");
     }
 
     /// The debugfs file: `name value`, a line each.

@@ -4,9 +4,9 @@
 //! while (the queue's busy-loop timeout, about microseconds) watching the TX ring and the RX
 //! socket with the RX ring, instead of sleeping until the next kick or wakeup.
 
-use super::{NetVq, RX, TX};
+use super::{NetVq, NVQS, RX, TX};
 use crate::{
-    dev::{kick_bit, GuestView, Work},
+    dev::{kick_bit, GuestView, Workers},
     sys,
 };
 use kernel::processor::cpu_relax;
@@ -22,7 +22,8 @@ pub(super) fn busy_poll(
     rvq: &mut NetVq,
     tvq: &mut NetVq,
     view: GuestView<'_>,
-    work: &Work,
+    workers: &Workers<NVQS>,
+    id: usize,
     poll_rx: bool,
 ) -> bool {
     let (Some(rmem), Some(tmem)) = (rvq.vq.mem(view), tvq.vq.mem(view)) else {
@@ -46,7 +47,7 @@ pub(super) fn busy_poll(
     let end = sys::busy_clock().saturating_add(u64::from(timeout));
     let (mut intr, mut hit) = (false, false);
     while sys::can_busy_poll(end) {
-        if work.pending() {
+        if workers.work(id).pending() {
             intr = true;
             break;
         }
@@ -86,7 +87,7 @@ pub(super) fn busy_poll(
             Ok(false) => pvq.vq.rearm(pmem),
         };
         if has_work {
-            work.add(pbit);
+            workers.requeue(pbit, id);
         }
     } else {
         // TX polled and RX has no data: RX takes kicks again.

@@ -7,20 +7,25 @@
 
 use super::{busy, skip_bytes, NetVq, Round, BATCH, HDR_MAX, NVQS};
 use crate::{
-    dev::{Dev, Work},
+    dev::{IotlbMsgs, Slot, Workers},
     guest::UserMem,
     ring::{self, Iov, RingError},
     uapi::*,
     user,
 };
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Mutex};
 
 /// `handle_rx()`: receives until the socket is drained, the guest is out of buffers, or the
 /// queue has had its share. Returns true if the queue gave way to its weight (or to other
 /// work, during a busy poll) and must run again.
-pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
-    let (view, vqs) = dev.parts();
-    let [nvq, tvq] = vqs;
+pub(super) fn handle_rx(
+    slot: &mut Slot<NetVq>,
+    tx: &Mutex<Slot<NetVq>>,
+    msgs: &IotlbMsgs,
+    workers: &Workers<NVQS>,
+    id: usize,
+) -> bool {
+    let (view, nvq) = slot.parts(msgs);
     // As vhost_net_disable_vq(), in Round::begin: the socket wakes us again only once it
     // has been drained (below). After an error, or with the guest out of buffers, only a
     // kick restarts the queue, so packets arriving for a stalled guest cost no work.
@@ -50,7 +55,11 @@ pub(super) fn handle_rx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             // (and the TX ring) a while.
             publish(nvq, &round.mem, count, in_order);
             (done, count) = (0, 0);
-            busyloop_intr = busy::busy_poll(nvq, tvq, view, work, true);
+            // The TX queue only if it is free (`mutex_trylock()`): its worker may be in a
+            // round.
+            if let Some(mut tvq) = tx.try_lock() {
+                busyloop_intr = busy::busy_poll(nvq, tvq.q_mut(), view, workers, id, true);
+            }
             sock_len = nvq.rx_peek_len();
         }
         if sock_len == 0 {

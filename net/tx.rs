@@ -8,12 +8,12 @@
 
 use super::{busy, skip_bytes, NetVq, Round, BATCH, NVQS};
 use crate::{
-    dev::{Dev, Work},
+    dev::{IotlbMsgs, Slot, Workers},
     guest::UserMem,
     ring::{Chain, RingError},
     zerocopy::GOODCOPY_LEN,
 };
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Mutex};
 
 /// What became of one chain.
 enum Tx {
@@ -33,9 +33,14 @@ fn full(e: Error) -> bool {
 /// `handle_tx()`: sends what the guest made available, until the ring is empty, the socket
 /// is full, or the queue has had its share. Returns true if the queue gave way to its
 /// weight (or to other work, during a busy poll) and must run again.
-pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
-    let (view, vqs) = dev.parts();
-    let [rvq, nvq] = vqs;
+pub(super) fn handle_tx(
+    slot: &mut Slot<NetVq>,
+    rx: &Mutex<Slot<NetVq>>,
+    msgs: &IotlbMsgs,
+    workers: &Workers<NVQS>,
+    id: usize,
+) -> bool {
+    let (view, nvq) = slot.parts(msgs);
     let Some(mut round) = Round::begin(nvq, view) else {
         return false;
     };
@@ -66,7 +71,10 @@ pub(super) fn handle_tx(dev: &mut Dev<NetVq, NVQS>, work: &Work) -> bool {
             // socket a while, then look again.
             flush(nvq, &round.mem, done);
             done = 0;
-            busyloop_intr = busy::busy_poll(rvq, nvq, view, work, false);
+            // The RX queue only if it is free (`mutex_trylock()`).
+            if let Some(mut rvq) = rx.try_lock() {
+                busyloop_intr = busy::busy_poll(rvq.q_mut(), nvq, view, workers, id, false);
+            }
             chain = nvq.vq.get_desc(&round.mem, 0, None);
         }
         if !matches!(chain, Ok(Some(_))) {

@@ -17,6 +17,7 @@ struct file;
 unsigned int vhost_rs_max_mem_regions(void);
 int vhost_rs_max_iotlb_entries(void);
 bool vhost_rs_fork_from_owner_default(void);
+bool vhost_rs_split_workers(void);
 
 
 int vhost_rs_get_raw_socket(int fd, struct socket **out);

@@ -68,6 +68,7 @@ extern "C" {
     fn vhost_rs_max_mem_regions() -> u32;
     fn vhost_rs_max_iotlb_entries() -> i32;
     fn vhost_rs_fork_from_owner_default() -> bool;
+    fn vhost_rs_split_workers() -> bool;
     fn vhost_rs_get_raw_socket(fd: i32, out: *mut *mut RawSocket) -> i32;
     fn vhost_rs_get_tap_socket(fd: i32, out: *mut *mut RawSocket) -> i32;
     fn vhost_rs_sockfd_put(sock: *mut RawSocket);
@@ -173,6 +174,11 @@ pub(crate) mod params {
     pub(crate) fn fork_from_owner_default() -> bool {
         // SAFETY: reads a module parameter; no preconditions.
         unsafe { super::vhost_rs_fork_from_owner_default() }
+    }
+    /// `split_workers`: `VHOST_SET_OWNER` starts RX and TX on workers of their own.
+    pub(crate) fn split_workers() -> bool {
+        // SAFETY: reads a module parameter; no preconditions.
+        unsafe { super::vhost_rs_split_workers() }
     }
 }
 
@@ -356,10 +362,10 @@ pub(crate) trait PollWake: Sync {
 
 /// What a worker runs: [`WorkerOps::worker_run`] each time it is woken, until it returns
 /// false (then it sleeps); [`WorkerOps::worker_killed`] when the owner was killed and took
-/// a `vhost_task` worker with it.
+/// a `vhost_task` worker with it. `id` names the worker among its target's.
 pub(crate) trait WorkerOps: Sync {
-    fn worker_run(&self) -> bool;
-    fn worker_killed(&self);
+    fn worker_run(&self, id: usize) -> bool;
+    fn worker_killed(&self, id: usize);
 }
 
 /// # Safety
@@ -372,18 +378,26 @@ unsafe extern "C" fn poll_wake_trampoline<T: PollWake>(data: *const c_void, bit:
 
 /// # Safety
 ///
-/// `data` is a live `T`: the contract of [`Worker::start`].
-unsafe extern "C" fn worker_run_trampoline<T: WorkerOps>(data: *const c_void) -> bool {
+/// `ctx` is the live `RunCtx` of a worker whose `data` is a live `T`: the contract of
+/// [`Worker::start`].
+unsafe extern "C" fn worker_run_trampoline<T: WorkerOps>(ctx: *const c_void) -> bool {
     // SAFETY: the function's contract.
-    unsafe { &*data.cast::<T>() }.worker_run()
+    let ctx = unsafe { &*ctx.cast::<RunCtx>() };
+    if ctx.tid.load(Relaxed) == 0 {
+        ctx.tid.store(kernel::current!().pid(), Relaxed);
+    }
+    // SAFETY: the function's contract.
+    unsafe { &*ctx.data.cast::<T>() }.worker_run(ctx.id)
 }
 
 /// # Safety
 ///
-/// `data` is a live `T`: the contract of [`Worker::start`].
-unsafe extern "C" fn worker_killed_trampoline<T: WorkerOps>(data: *const c_void) {
+/// As [`worker_run_trampoline`].
+unsafe extern "C" fn worker_killed_trampoline<T: WorkerOps>(ctx: *const c_void) {
     // SAFETY: the function's contract.
-    unsafe { &*data.cast::<T>() }.worker_killed();
+    let ctx = unsafe { &*ctx.cast::<RunCtx>() };
+    // SAFETY: the function's contract.
+    unsafe { &*ctx.data.cast::<T>() }.worker_killed(ctx.id);
 }
 
 /// A wait-queue entry that calls `target`'s [`PollWake::poll_wake`] with `bit` when the file
@@ -434,8 +448,8 @@ impl Drop for Poll {
     }
 }
 
-/// The device's worker thread: a `vhost_task` of the owner, or a kthread using the owner's
-/// mm, calling [`WorkerOps::worker_run`] of its target whenever woken.
+/// A worker thread: a `vhost_task` of the owner, or a kthread using the owner's mm, calling
+/// [`WorkerOps::worker_run`] of its target whenever woken.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Worker {
     /// The running worker; the lock orders `wake` against `stop`, so a wakeup never sees a
@@ -444,24 +458,30 @@ pub(crate) struct Worker {
     raw: SpinLockIrq<Option<RawWorker>>,
 }
 
-/// A running worker thread (`struct vhost_worker` with its task).
-enum RawWorker {
+/// A running worker thread (`struct vhost_worker` with its task), with the context its
+/// thread function gets.
+struct RawWorker {
+    thread: Thread,
+    ctx: KBox<RunCtx>,
+}
+
+enum Thread {
     /// `VHOST_FORK_OWNER_TASK`: a thread of the owner, sharing its mm, files and signals,
     /// killed with it.
     Task(NonNull<RawVhostTask>),
-    /// `VHOST_FORK_OWNER_KTHREAD`: a kthread that adopts the owner's mm (a reference it
-    /// holds in `ctx`) and runs `vhost_run_work_kthread_list()`'s loop.
-    Kthread {
-        task: NonNull<bindings::task_struct>,
-        ctx: KBox<KthreadCtx>,
-    },
+    /// `VHOST_FORK_OWNER_KTHREAD`: a kthread that adopts the owner's mm (a reference held
+    /// in the context) and runs `vhost_run_work_kthread_list()`'s loop.
+    Kthread(NonNull<bindings::task_struct>),
 }
 
-/// What the kthread loop needs: the owner's mm (referenced), and the work to run.
-struct KthreadCtx {
-    mm: *mut bindings::mm_struct,
-    run: RunFn,
+/// What the thread function needs: the target and the worker's id in it, the loop to run
+/// (and, for a kthread, the owner's mm, referenced); the thread notes its pid here.
+struct RunCtx {
     data: *const c_void,
+    id: usize,
+    run: RunFn,
+    mm: *mut bindings::mm_struct,
+    tid: Atomic<i32>,
 }
 
 // SAFETY: the raw worker is only used under the spinlock; its task and mm are reference
@@ -475,11 +495,11 @@ unsafe impl Sync for Worker {}
 ///
 /// # Safety
 ///
-/// `data` is the thread's `KthreadCtx`, which outlives the thread (freed after
-/// `kthread_stop`), and whose `data` outlives it too (the contract of [`Worker::start`]).
+/// `data` is the thread's `RunCtx`, which outlives the thread (freed after `kthread_stop`),
+/// and whose `data` outlives it too (the contract of [`Worker::start`]).
 unsafe extern "C" fn kthread_fn(data: *mut c_void) -> c_int {
     // SAFETY: the function's contract.
-    let ctx = unsafe { &*data.cast::<KthreadCtx>() };
+    let ctx = unsafe { &*data.cast::<RunCtx>() };
     // SAFETY: `ctx.mm` is referenced until after the thread exits.
     unsafe { bindings::kthread_use_mm(ctx.mm) };
     loop {
@@ -490,8 +510,8 @@ unsafe extern "C" fn kthread_fn(data: *mut c_void) -> c_int {
             set_running();
             break;
         }
-        // SAFETY: the function's contract.
-        if !unsafe { (ctx.run)(ctx.data) } {
+        // SAFETY: the function's contract; `run` takes the context.
+        if !unsafe { (ctx.run)(data) } {
             // SAFETY: sleeps until woken (`wake_up_process`) or stopped.
             unsafe { bindings::schedule() };
         }
@@ -502,59 +522,62 @@ unsafe extern "C" fn kthread_fn(data: *mut c_void) -> c_int {
 }
 
 impl RawWorker {
-    /// `vhost_worker_create()`: a worker named `vhost-<owner pid>`, like vhost's.
+    /// `vhost_worker_create()`: worker `id` of `data`, named `vhost-<owner pid>` as vhost's
+    /// (worker 0), or `vhost-<owner pid>-<id>`, so that an operator can tell them apart.
     ///
     /// # Safety
     ///
     /// `data` is a live `T` that outlives the worker.
-    unsafe fn create<T: WorkerOps>(data: *const c_void, fork_owner: bool) -> Result<Self> {
+    unsafe fn create<T: WorkerOps>(data: *const c_void, id: usize, fork_owner: bool) -> Result<Self> {
         let current = kernel::current!();
-        let name = CString::try_from_fmt(fmt!("vhost-{}", current.pid()))?;
+        let name = if id == 0 {
+            CString::try_from_fmt(fmt!("vhost-{}", current.pid()))?
+        } else {
+            CString::try_from_fmt(fmt!("vhost-{}-{}", current.pid(), id))?
+        };
+        let mut ctx = KBox::new(
+            RunCtx {
+                data,
+                id,
+                run: worker_run_trampoline::<T>,
+                mm: core::ptr::null_mut(),
+                tid: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let ctx_ptr = core::ptr::from_ref::<RunCtx>(&*ctx).cast::<c_void>();
         if fork_owner {
-            // SAFETY: the trampolines are those of `T` and `data` a live `T` for as long as
+            // SAFETY: the trampolines are those of `T`; `ctx` lives in the `RawWorker`
+            // until after `vhost_task_stop`, and its `data` is a live `T` for as long as
             // the task runs (the contract); `name` is copied.
             let vtsk = unsafe {
                 vhost_task_create(
                     worker_run_trampoline::<T>,
                     worker_killed_trampoline::<T>,
-                    data,
+                    ctx_ptr,
                     name.as_char_ptr(),
                 )
             };
             let vtsk = NonNull::new(kernel::error::from_err_ptr(vtsk)?).ok_or(ENOMEM)?;
             // SAFETY: created above, not started yet.
             unsafe { vhost_task_start(vtsk.as_ptr()) };
-            return Ok(RawWorker::Task(vtsk));
+            return Ok(RawWorker {
+                thread: Thread::Task(vtsk),
+                ctx,
+            });
         }
         // SAFETY: `current` is the calling task; takes a reference on its mm, if any.
         let mm = unsafe { bindings::get_task_mm(current.as_ptr()) };
         if mm.is_null() {
             return Err(EINVAL);
         }
-        let ctx = match KBox::new(
-            KthreadCtx {
-                mm,
-                run: worker_run_trampoline::<T>,
-                data,
-            },
-            GFP_KERNEL,
-        ) {
-            Ok(ctx) => ctx,
-            Err(e) => {
-                // SAFETY: the reference taken above.
-                unsafe { bindings::mmput(mm) };
-                return Err(e.into());
-            }
-        };
-        let ctx_ptr = core::ptr::from_ref::<KthreadCtx>(&*ctx)
-            .cast_mut()
-            .cast::<c_void>();
+        ctx.mm = mm;
         // SAFETY: `kthread_fn`'s contract: `ctx` lives in the `RawWorker` until after
         // `kthread_stop`; the format is "%s" with a NUL-terminated `name`.
         let task = unsafe {
             bindings::kthread_create_on_node(
                 Some(kthread_fn),
-                ctx_ptr,
+                ctx_ptr.cast_mut(),
                 bindings::NUMA_NO_NODE,
                 c"%s".as_char_ptr(),
                 name.as_char_ptr(),
@@ -573,16 +596,19 @@ impl RawWorker {
             bindings::get_task_struct(task.as_ptr());
             bindings::wake_up_process(task.as_ptr());
         }
-        Ok(RawWorker::Kthread { task, ctx })
+        Ok(RawWorker {
+            thread: Thread::Kthread(task),
+            ctx,
+        })
     }
 
     /// Wakes the thread (`vhost_task_wake()` or `wake_up_process()`).
     fn wake(&self) {
-        match self {
+        match self.thread {
             // SAFETY: the task is alive until `stop`.
-            RawWorker::Task(t) => unsafe { vhost_task_wake(t.as_ptr()) },
+            Thread::Task(t) => unsafe { vhost_task_wake(t.as_ptr()) },
             // SAFETY: we hold a reference on the task.
-            RawWorker::Kthread { task, .. } => unsafe {
+            Thread::Kthread(task) => unsafe {
                 bindings::wake_up_process(task.as_ptr());
             },
         }
@@ -590,18 +616,16 @@ impl RawWorker {
 
     /// Waits for the worker to finish its current round and exit, then frees it.
     fn stop(self) {
-        match self {
+        match self.thread {
             // SAFETY: the task is ours; it is not used after this.
-            RawWorker::Task(t) => unsafe { vhost_task_stop(t.as_ptr()) },
-            RawWorker::Kthread { task, ctx } => {
-                // SAFETY: we hold a reference on the task; once it returns, the thread has
-                // exited and dropped its use of `ctx` and of the mm.
-                unsafe {
-                    bindings::kthread_stop(task.as_ptr());
-                    bindings::put_task_struct(task.as_ptr());
-                    bindings::mmput(ctx.mm);
-                }
-            }
+            Thread::Task(t) => unsafe { vhost_task_stop(t.as_ptr()) },
+            // SAFETY: we hold a reference on the task; once it returns, the thread has
+            // exited and dropped its use of the context and of the mm.
+            Thread::Kthread(task) => unsafe {
+                bindings::kthread_stop(task.as_ptr());
+                bindings::put_task_struct(task.as_ptr());
+                bindings::mmput(self.ctx.mm);
+            },
         }
     }
 }
@@ -611,22 +635,45 @@ impl Worker {
         pin_init!(Self { raw <- kernel::new_spinlock_irq!(None, "vhost_rs::Worker") })
     }
 
-    /// Starts a worker for `target`, forked from the calling task (the owner) when
+    /// Starts worker `id` of `target`, forked from the calling task (the owner) when
     /// `fork_owner`.
     ///
     /// # Safety
     ///
     /// `target` must outlive the worker: `self` is part of `target`, which stops it before
     /// any of its other fields is dropped.
-    pub(crate) unsafe fn start<T: WorkerOps>(&self, target: &T, fork_owner: bool) -> Result {
+    pub(crate) unsafe fn start<T: WorkerOps>(
+        &self,
+        target: &T,
+        id: usize,
+        fork_owner: bool,
+    ) -> Result {
         let data = core::ptr::from_ref(target).cast::<c_void>();
         // SAFETY: `data` stays valid per the contract.
-        let raw = unsafe { RawWorker::create::<T>(data, fork_owner) }?;
+        let raw = unsafe { RawWorker::create::<T>(data, id, fork_owner) }?;
+        // The thread notes its pid in its first round, which it runs at once: wait for that
+        // (a bounded while), so that fdinfo names the thread as soon as the worker exists.
+        for _ in 0..1000 {
+            if raw.ctx.tid.load(Relaxed) != 0 {
+                break;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
         let old = self.raw.lock().replace(raw);
         if let Some(old) = old {
             old.stop();
         }
         Ok(())
+    }
+
+    /// Whether a thread is running (started and not stopped).
+    pub(crate) fn running(&self) -> bool {
+        self.raw.lock().is_some()
+    }
+
+    /// The thread's pid once it has run, else 0.
+    pub(crate) fn tid(&self) -> i32 {
+        self.raw.lock().as_ref().map_or(0, |w| w.ctx.tid.load(Relaxed))
     }
 
     /// Wakes the worker, if there is one. Callable in atomic context.
