@@ -12,7 +12,8 @@
 #
 # Environment: VHOST_RS_TEST_TIMEOUT (seconds per program, default 1200);
 # VHOST_RS_NO_MODULE=REASON skips the vhost-rs cases (check.sh sets it when the build failed);
-# VHOST_RS_PROGS="NAME..." runs only those programs of tests/bin.
+# VHOST_RS_PROGS="NAME..." runs only those programs of tests/bin; VHOST_RS_MODPARAMS="k=v ..."
+# loads vhost-rs.ko with those parameters (e.g. split_workers=1).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -136,7 +137,9 @@ if [ -n "${VHOST_RS_NO_MODULE:-}" ] || [ ! -f "$ko" ]; then
 	done
 	have_rs=0
 else
-	load_unload vhost-rs vhost_rs /dev/vhost-rs-net insmod "$ko"
+	# VHOST_RS_MODPARAMS="split_workers=1": the whole suite with other module parameters.
+	# shellcheck disable=SC2086
+	load_unload vhost-rs vhost_rs /dev/vhost-rs-net insmod "$ko" ${VHOST_RS_MODPARAMS:-}
 	have_rs=1
 fi
 load_unload vhost-net vhost_net /dev/vhost-net modprobe vhost_net
