@@ -389,16 +389,25 @@ static inline void tapc_close(struct tapc *c)
 	c->t.fd = c->cap = c->snd = -1;
 }
 
+/*
+ * Device @d, number @k of the case, at @path set up as QEMU does (QEMU_FEATURES; dev_setup()'s
+ * @fork), both queues on backend @fd.
+ */
+static inline int dev_up(struct dev *d, const char *path, int k, int fork, int fd)
+{
+	int r = dev_open(d, path, k);
+
+	if (r == R_PASS)
+		r = dev_setup(d, QEMU_FEATURES, fork);
+	if (r == R_PASS)
+		r = dev_backend(d, fd);
+	return r;
+}
+
 /* Device @d at @path set up as QEMU does (QEMU_FEATURES), with tap @a as its backend. */
 static inline int dev_on_tap(struct dev *d, const char *path, struct tapc *a)
 {
-	int r = dev_open(d, path, 0);
-
-	if (r == R_PASS)
-		r = dev_setup(d, QEMU_FEATURES, -1);
-	if (r == R_PASS)
-		r = dev_backend(d, a->t.fd);
-	return r;
+	return dev_up(d, path, 0, -1, a->t.fd);
 }
 
 /* Tap @a, and device @d at @path on it (dev_on_tap). */
@@ -434,6 +443,167 @@ static inline int wait_child(pid_t pid, int ms)
 			return -1;
 		sleep_ms(5);
 	}
+}
+
+/* ---- files, the kernel log ------------------------------------------------------------ */
+
+/* Writes @val to @path; 0 or -errno. */
+static inline int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), e = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		e = -errno;
+	close(fd);
+	return e;
+}
+
+/*
+ * The number after @key in the last line of @path that starts with @start and holds @has
+ * (NULL: any), or -1.
+ */
+static inline long long file_number(const char *path, const char *start, const char *has,
+				    const char *key)
+{
+	char line[512], *p;
+	long long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, start, strlen(start)) || (has && !strstr(line, has)))
+			continue;
+		p = strstr(line, key);
+		if (p)
+			v = atoll(p + strlen(key));
+	}
+	fclose(f);
+	return v;
+}
+
+/* /dev/kmsg, read from its end on: the fd for kmsg_check(), or -1 (then nothing is checked). */
+static inline int kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	else
+		ktap_diag("note: /dev/kmsg: %s: the kernel log is not checked", strerror(errno));
+	return fd;
+}
+
+/*
+ * R_FAIL if BUG/WARNING/KASAN/Oops records came since kmsg_open() (each printed, and how
+ * many for @name), else R_PASS; closes @fd.
+ */
+static inline int kmsg_check(int fd, const char *name)
+{
+	static const char *const words[] = { "BUG", "WARNING", "KASAN", "Oops" };
+	unsigned int bad = 0, i;
+	char rec[8192];
+	ssize_t n;
+
+	if (fd < 0)
+		return R_PASS;
+	for (;;) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE)	/* records overwritten under us: read on */
+			continue;
+		if (n <= 0)
+			break;
+		rec[n] = 0;
+		for (i = 0; i < 4; i++) {
+			if (strstr(rec, words[i])) {
+				rec[strcspn(rec, "\n")] = 0;
+				ktap_diag("kmsg: %s", rec);
+				bad++;
+				break;
+			}
+		}
+	}
+	close(fd);
+	if (!bad)
+		return R_PASS;
+	FAIL("%s: %u BUG/WARNING/KASAN/Oops lines in the kernel log during the case", name, bad);
+}
+
+/* ---- allocation failures, injected ----------------------------------------------------- */
+
+/*
+ * The kernel's fault injection: with fail-nth, the Nth allocation (slab or page) this thread
+ * makes fails. The defaults spare GFP_KERNEL and order-0 allocations, which are nearly all of
+ * ours; open them up, and keep the log quiet (a stack per injection would flood it). 0, or
+ * -errno.
+ */
+static inline int fault_setup(void)
+{
+	static const char *const knobs[][2] = {
+		{ "/sys/kernel/debug/failslab/ignore-gfp-wait", "N" },
+		{ "/sys/kernel/debug/failslab/verbose", "0" },
+		{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N" },
+		{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem", "N" },
+		{ "/sys/kernel/debug/fail_page_alloc/min-order", "0" },
+		{ "/sys/kernel/debug/fail_page_alloc/verbose", "0" },
+	};
+	unsigned int i;
+	int r;
+
+	if (access("/sys/kernel/debug/failslab", F_OK))
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
+		if ((r = write_file(knobs[i][0], knobs[i][1])))
+			return r;
+	return 0;
+}
+
+static int fail_nth_fd = -1;	/* /proc/thread-self/fail-nth, opened by the case */
+
+/* fault_setup() and fail_nth_fd: R_PASS, or R_SKIP where the kernel has no fault injection. */
+static inline int fail_nth_open(void)
+{
+	int r = fault_setup();
+
+	if (r)
+		CASE_SKIP("fault injection knobs in debugfs: %s", strerror(-r));
+	fail_nth_fd = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
+	if (fail_nth_fd < 0)
+		CASE_SKIP("/proc/thread-self/fail-nth: %s (CONFIG_FAULT_INJECTION)",
+			  strerror(errno));
+	return R_PASS;
+}
+
+/* Arms the Nth allocation of this thread to fail (0 disarms). */
+static inline void fail_nth(int n)
+{
+	char b[16];
+	int len = snprintf(b, sizeof(b), "%d", n);
+
+	if (pwrite(fail_nth_fd, b, len, 0) != len)
+		ktap_diag("fail-nth %d: %s", n, strerror(errno));
+}
+
+/* True if the armed failure was injected (the counter reached 0); disarms. */
+static inline bool fail_nth_fired(void)
+{
+	char b[16] = { 0 };
+	bool fired = pread(fail_nth_fd, b, sizeof(b) - 1, 0) > 0 && atoi(b) == 0;
+
+	fail_nth(0);
+	return fired;
+}
+
+/* Adds errno @e's name to the space-separated @list (of @n bytes) unless it is there. */
+static inline void note_errno(char *list, size_t n, int e)
+{
+	char one[24];
+
+	snprintf(one, sizeof(one), "%s ", errno_name(e));
+	if (!strstr(list, one) && strlen(list) + strlen(one) < n)
+		strcat(list, one);
 }
 
 /* ---- the worker thread and our counters ---------------------------------------------- */
@@ -526,5 +696,19 @@ static inline long long counter(const struct dev *d, const char *q, const char *
 }
 
 /* ---- running the cases --------------------------------------------------------------- */
+
+/*
+ * Test @n of fixture @fx (VCASE_FIXTURE()), for programs that run every case's body_@n
+ * through one function @run(path, body), which sets up and checks what all their cases share.
+ */
+#define VCASE_BODY(fx, run, n)						\
+	static int case_##n(const char *dev)				\
+	{								\
+		return run(dev, body_##n);				\
+	}								\
+	TEST_F_TIMEOUT(fx, n, CASE_TMO_S)				\
+	{								\
+		vcase_run(_metadata, case_##n, self->path);		\
+	}
 
 #endif /* VHOST_CASE_H */

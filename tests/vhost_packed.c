@@ -169,49 +169,6 @@ static void pc_dump(struct pc *c, unsigned int q)
 		  p->slots_free, (unsigned long long)pvr_take_err(p));
 }
 
-/* ---- the kernel log ------------------------------------------------------------------- */
-
-static int kmsg_open(void)
-{
-	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-
-	if (fd >= 0)
-		lseek(fd, 0, SEEK_END);
-	else
-		ktap_diag("note: /dev/kmsg: %s: the kernel log is not checked", strerror(errno));
-	return fd;
-}
-
-/* New BUG/WARNING/KASAN/Oops records since kmsg_open() (printed); closes @fd. */
-static unsigned int kmsg_bad(int fd)
-{
-	static const char *const words[] = { "BUG", "WARNING", "KASAN", "Oops" };
-	unsigned int bad = 0, i;
-	char rec[8192];
-	ssize_t n;
-
-	if (fd < 0)
-		return 0;
-	for (;;) {
-		n = read(fd, rec, sizeof(rec) - 1);
-		if (n < 0 && errno == EPIPE)
-			continue;
-		if (n <= 0)
-			break;
-		rec[n] = 0;
-		for (i = 0; i < 4; i++) {
-			if (strstr(rec, words[i])) {
-				rec[strcspn(rec, "\n")] = 0;
-				ktap_diag("kmsg: %s", rec);
-				bad++;
-				break;
-			}
-		}
-	}
-	close(fd);
-	return bad;
-}
-
 /* ---- one device, set up as QEMU does for a packed ring -------------------------------- */
 
 static void pc_init(struct pc *c, const char *path)
@@ -880,7 +837,6 @@ static int offer_check(const char *path)
 /* Runs @body on our device after offer_check(), the kernel log clean through it. */
 static int packed_case(const char *path, int (*body)(struct pc *c))
 {
-	unsigned int bad;
 	int r = offer_check(path), kfd;
 
 	if (r != R_GO)
@@ -889,12 +845,8 @@ static int packed_case(const char *path, int (*body)(struct pc *c))
 	pc_init(&C, path);
 	r = body(&C);
 	pc_close(&C);
-	bad = kmsg_bad(kfd);
-	if (bad) {
-		ktap_diag("%s: %u BUG/WARNING/KASAN/Oops lines in the kernel log during the case",
-			  C.name, bad);
+	if (kmsg_check(kfd, C.name))
 		r = R_FAIL;
-	}
 	return r;
 }
 
@@ -1612,15 +1564,7 @@ static int body_hostile_id_reuse(struct pc *c)
 
 VCASE_FIXTURE(packed, NULL);
 
-#define PCASE(n)							\
-	static int case_##n(const char *dev)				\
-	{								\
-		return packed_case(dev, body_##n);			\
-	}								\
-	TEST_F_TIMEOUT(packed, n, CASE_TMO_S)				\
-	{								\
-		vcase_run(_metadata, case_##n, self->path);		\
-	}
+#define PCASE(n) VCASE_BODY(packed, packed_case, n)
 
 PCASE(tx)
 PCASE(tx_event_idx)

@@ -218,6 +218,43 @@ static long thread_ticks(pid_t pid, int tid)
 }
 
 /*
+ * CPU time of all the worker threads of owner @pid ("vhost-PID", and "vhost-PID-N" of ours
+ * with more than one worker: TX polls on worker 1 with split_workers), in clock ticks, or -1
+ * without any.
+ */
+static long workers_ticks(pid_t pid)
+{
+	char path[320], comm[32], want[32];
+	struct dirent *e;
+	long sum = -1, t;
+	size_t n;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	n = snprintf(want, sizeof(want), "vhost-%d", pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, want, n) &&
+		    (comm[n] == '\n' || comm[n] == '-') &&
+		    (t = thread_ticks(pid, atoi(e->d_name))) >= 0)
+			sum = (sum < 0 ? 0 : sum) + t;
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+/*
  * The child of the signal part: owner of a device whose TX worker busy-polls for 20 s after
  * each frame. Writes 's' to @wfd once a frame is through (the poll then runs), and sends
  * one more frame for each byte read from @rfd.
@@ -351,9 +388,9 @@ static int case_busy_poll(const char *path)
 		}
 		sleep_ms(300);
 		tid = worker_tid(pid);
-		c0 = tid > 0 ? thread_ticks(pid, tid) : -1;
+		c0 = tid > 0 ? workers_ticks(pid) : -1;
 		sleep_ms(1000);
-		c1 = tid > 0 ? thread_ticks(pid, tid) : -1;
+		c1 = tid > 0 ? workers_ticks(pid) : -1;
 		ms = (c1 - c0) * 1000 / sysconf(_SC_CLK_TCK);
 		if (tid < 0 || c0 < 0 || c1 < 0 || ms >= 300 || tries == 5)
 			break;
@@ -535,26 +572,11 @@ static int case_rx_batching(const char *path)
 /* A counter of queue @q ("rx"/"tx") from our fdinfo, or -1 (vhost-net has none). */
 static long long fdinfo_counter(int vfd, const char *q, const char *name)
 {
-	char path[64], line[512], key[64];
-	long long v = -1;
-	FILE *f;
+	char path[64], key[64];
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", vfd);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
 	snprintf(key, sizeof(key), " %s ", name);
-	while (fgets(line, sizeof(line), f)) {
-		char *p;
-
-		if (strncmp(line, "vq", 2) || !strstr(line, q))
-			continue;
-		p = strstr(line, key);
-		if (p)
-			v = atoll(p + strlen(key));
-	}
-	fclose(f);
-	return v;
+	return file_number(path, "vq", q, key);
 }
 
 /* The counters of each queue, as stats.rs names them. */

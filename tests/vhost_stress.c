@@ -84,62 +84,6 @@ out:
 
 /* ---- allocation failures, injected --------------------------------------------------------- */
 
-/*
- * The kernel's fault injection: with fail-nth, the Nth allocation (slab or page) this thread
- * makes fails. The defaults spare GFP_KERNEL and order-0 allocations, which are nearly all of
- * ours; open them up, and keep the log quiet (a stack per injection would flood it).
- */
-static const char *const fault_knobs[][2] = {
-	{ "/sys/kernel/debug/failslab/ignore-gfp-wait", "N" },
-	{ "/sys/kernel/debug/failslab/verbose", "0" },
-	{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N" },
-	{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem", "N" },
-	{ "/sys/kernel/debug/fail_page_alloc/min-order", "0" },
-	{ "/sys/kernel/debug/fail_page_alloc/verbose", "0" },
-};
-
-static int fault_setup(void)
-{
-	unsigned int i;
-
-	if (access("/sys/kernel/debug/failslab", F_OK))
-		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
-	for (i = 0; i < sizeof(fault_knobs) / sizeof(fault_knobs[0]); i++) {
-		int fd = open(fault_knobs[i][0], O_WRONLY | O_CLOEXEC);
-		ssize_t n;
-
-		if (fd < 0)
-			return -errno;
-		n = write(fd, fault_knobs[i][1], strlen(fault_knobs[i][1]));
-		close(fd);
-		if (n < 0)
-			return -errno;
-	}
-	return 0;
-}
-
-static int fail_nth_fd = -1;
-
-/* Arms the Nth allocation of this thread to fail (0 disarms). */
-static void fail_nth(int n)
-{
-	char b[16];
-	int len = snprintf(b, sizeof(b), "%d", n);
-
-	if (pwrite(fail_nth_fd, b, len, 0) != len)
-		ktap_diag("fail-nth %d: %s", n, strerror(errno));
-}
-
-/* True if the armed failure was injected (the counter reached 0); disarms. */
-static bool fail_nth_fired(void)
-{
-	char b[16] = { 0 };
-	bool fired = pread(fail_nth_fd, b, sizeof(b) - 1, 0) > 0 && atoi(b) == 0;
-
-	fail_nth(0);
-	return fired;
-}
-
 enum { ST_OPEN, ST_OWNER, ST_FEATURES, ST_MEM, ST_VRINGS, ST_BACKEND, ST_RESET, ST_N };
 static const char *const st_name[ST_N] = { "open", "SET_OWNER", "SET_FEATURES",
 	"SET_MEM_TABLE", "SET_VRING_*", "SET_BACKEND", "RESET_OWNER+SET_OWNER" };
@@ -191,12 +135,9 @@ static int case_alloc_faults(const char *path)
 		return r;
 	if (access(path, F_OK))
 		CASE_SKIP("%s not present", path);
-	r = fault_setup();
-	if (r)
-		CASE_SKIP("fault injection knobs in debugfs: %s", strerror(-r));
-	fail_nth_fd = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
-	if (fail_nth_fd < 0)
-		CASE_SKIP("/proc/thread-self/fail-nth: %s (CONFIG_FAULT_INJECTION)", strerror(errno));
+	r = fail_nth_open();
+	if (r != R_PASS)
+		return r;
 	for (s = 0; s < ST_N; s++) {
 		int step_inj = 0;
 
@@ -228,12 +169,8 @@ static int case_alloc_faults(const char *path)
 			injected++;
 			step_inj++;
 			if (e) {
-				char one[24];
-
 				errs++;
-				snprintf(one, sizeof(one), "%s ", errno_name(-e));
-				if (!strstr(errnos, one) && strlen(errnos) + strlen(one) < sizeof(errnos))
-					strcat(errnos, one);
+				note_errno(errnos, sizeof(errnos), -e);
 				/* Again, without injection: must work now (SET_BACKEND may be half done). */
 				if (s == ST_BACKEND) {
 					set_backend(d.vfd, 0, -1);
@@ -494,19 +431,6 @@ out:
 }
 
 /* ---- allocation failures in the worker --------------------------------------------------- */
-
-/* Writes @val to @path; 0 or -errno. */
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), e = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		e = -errno;
-	close(fd);
-	return e;
-}
 
 /*
  * Allocation failures in the worker: the device's worker thread (vhost-PID) is marked

@@ -86,18 +86,6 @@ static int read_line(const char *path, char *buf, size_t n)
 	return 0;
 }
 
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), e = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		e = -errno;
-	close(fd);
-	return e;
-}
-
 /* @what returned @got (0 or an errno), @want expected: R_PASS, or R_FAIL with a diagnostic. */
 static int __attribute__((format(printf, 3, 4))) expect(int got, int want, const char *fmt, ...)
 {
@@ -516,10 +504,10 @@ static int c_one_worker(bool kt)
 /* ---- one device -------------------------------------------------------------------------- */
 
 /*
- * FORK_FROM_OWNER @mode, then SET_OWNER. Task mode is what vhost.c does by default, made
- * explicit (module parameters can change the default, and RESET_OWNER restores it).
+ * FORK_FROM_OWNER @mode. Task mode is what vhost.c does by default, made explicit (module
+ * parameters can change the default, and RESET_OWNER restores it).
  */
-static int w_own(uint8_t mode)
+static int w_fork(uint8_t mode)
 {
 	/* Without the ioctl (CONFIG_VHOST_ENABLE_FORK_OWNER_CONTROL off) task mode is all there is. */
 	if (ioctl(D.vfd, VHOST_SET_FORK_FROM_OWNER, &mode) < 0 && !(errno == ENOTTY && mode == TASK)) {
@@ -527,62 +515,74 @@ static int w_own(uint8_t mode)
 			CASE_SKIP("%s: no VHOST_SET_FORK_FROM_OWNER", W.name);
 		FAIL("%s: VHOST_SET_FORK_FROM_OWNER %u: %s", W.name, mode, errno_name(errno));
 	}
+	return R_PASS;
+}
+
+static int w_set_owner(void)
+{
 	if (ioctl(D.vfd, VHOST_SET_OWNER) < 0)
 		FAIL("%s: VHOST_SET_OWNER: %s", W.name, errno_name(errno));
 	return R_PASS;
 }
 
-/* A fresh open of the device, owned in @mode. */
-static int w_fresh(uint8_t mode)
+/* FORK_FROM_OWNER @mode, then SET_OWNER. */
+static int w_own(uint8_t mode)
+{
+	int r = w_fork(mode);
+
+	return r == R_PASS ? w_set_owner() : r;
+}
+
+/* A fresh open of the device, FORK_FROM_OWNER @mode set: the next SET_OWNER owns it. */
+static int w_reopen(uint8_t mode)
 {
 	int r;
 
 	dev_close(&D);
 	r = dev_open(&D, W.path, 0);
-	return r == R_PASS ? w_own(mode) : r;
+	return r == R_PASS ? w_fork(mode) : r;
 }
 
-/* ---- the kernel log (as vhost_packed) -------------------------------------------------- */
-
-static int kmsg_open(void)
+/* A fresh open of the device, owned in @mode. */
+static int w_fresh(uint8_t mode)
 {
-	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	int r = w_reopen(mode);
 
-	if (fd >= 0)
-		lseek(fd, 0, SEEK_END);
-	else
-		ktap_diag("note: /dev/kmsg: %s: the kernel log is not checked", strerror(errno));
-	return fd;
+	return r == R_PASS ? w_set_owner() : r;
 }
 
-/* New BUG/WARNING/KASAN/Oops records since kmsg_open() (printed); closes @fd. */
-static unsigned int kmsg_bad(int fd)
+/* split_workers = @split on ours (vhost_net.ko has no such parameter), then w_fresh(TASK). */
+static int w_start(bool split)
 {
-	static const char *const words[] = { "BUG", "WARNING", "KASAN", "Oops" };
-	unsigned int bad = 0, i;
-	char rec[8192];
-	ssize_t n;
+	if (W.ours && split_set(split))
+		return R_FAIL;
+	return w_fresh(TASK);
+}
 
-	if (fd < 0)
-		return 0;
-	for (;;) {
-		n = read(fd, rec, sizeof(rec) - 1);
-		if (n < 0 && errno == EPIPE)
-			continue;
-		if (n <= 0)
-			break;
-		rec[n] = 0;
-		for (i = 0; i < 4; i++) {
-			if (strstr(rec, words[i])) {
-				rec[strcspn(rec, "\n")] = 0;
-				ktap_diag("kmsg: %s", rec);
-				bad++;
-				break;
-			}
-		}
-	}
-	close(fd);
-	return bad;
+/* vhost_net.ko after SET_OWNER in task mode: c_lacks(), and its one worker. */
+static int c_plain(void)
+{
+	return c_lacks() ? R_FAIL : c_one_worker(false);
+}
+
+/*
+ * No owner (@when: before SET_OWNER, after RESET_OWNER): no worker thread, and each of calls()
+ * gives EINVAL on ours (vhost_worker_ioctl(): no owner), EPERM on vhost_net.ko.
+ */
+static int no_owner_calls(const char *when)
+{
+	struct wscan s;
+	int e[NCALLS];
+
+	if (wait_workers(W.pid, false, 0, &s))
+		return R_FAIL;
+	calls(D.vfd, e);
+	if (calls_are(e, W.ours ? EINVAL : EPERM, when))
+		return R_FAIL;
+	if (!W.ours)
+		ktap_diag("%s: differs on purpose: %s vhost_net.ko says EPERM (its owner check "
+			  "comes first), ours EINVAL (no owner)", W.name, when);
+	return R_PASS;
 }
 
 /* ---- traffic ----------------------------------------------------------------------------- */
@@ -677,36 +677,24 @@ static int flow_run(struct flow *fl, int ms, uint32_t min)
 	}
 }
 
-/* D on a new tap T, owned in @mode (split_workers as set), both queues on the tap. */
+/* split_workers=Y on ours, then D on a new tap T, owned in @mode, both queues on the tap. */
 static int flow_setup(uint8_t mode)
 {
-	int r = tapc_create(&T, 0, 1500);
+	int r;
 
-	if (r == R_PASS)
-		r = dev_open(&D, W.path, 0);
-	if (r == R_PASS)
-		r = dev_setup(&D, QEMU_FEATURES, mode);
-	if (r == R_PASS)
-		r = dev_backend(&D, T.t.fd);
-	return r;
+	if (W.ours && split_set(true))
+		return R_FAIL;
+	r = tapc_create(&T, 0, 1500);
+	return r == R_PASS ? dev_up(&D, W.path, 0, mode, T.t.fd) : r;
 }
 
 /* How many times thread @tid went to sleep (voluntary_ctxt_switches), or -1. */
 static long long sleeps(int tid)
 {
-	char path[64], line[128];
-	long long v = -1;
-	FILE *f;
+	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/%d/status", tid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "voluntary_ctxt_switches:", 24))
-			v = atoll(line + 24);
-	fclose(f);
-	return v;
+	return file_number(path, "voluntary_ctxt_switches:", NULL, "voluntary_ctxt_switches:");
 }
 
 /* ---- the cases --------------------------------------------------------------------------- */
@@ -717,20 +705,13 @@ static long long sleeps(int tid)
  */
 static int body_pre_owner(void)
 {
-	struct wscan s;
-	int e[NCALLS], r;
+	int r;
 
 	r = dev_open(&D, W.path, 0);
 	if (r != R_PASS)
 		return r;
-	if (wait_workers(W.pid, false, 0, &s))
+	if (no_owner_calls("before SET_OWNER"))
 		return R_FAIL;
-	calls(D.vfd, e);
-	if (calls_are(e, W.ours ? EINVAL : EPERM, "before SET_OWNER"))
-		return R_FAIL;
-	if (!W.ours)
-		ktap_diag("%s: differs on purpose: before SET_OWNER vhost_net.ko says EPERM (its owner "
-			  "check comes first), ours EINVAL (vhost_worker_ioctl(): no owner yet)", W.name);
 	if (W.ours && split_set(false))
 		return R_FAIL;
 	r = w_own(TASK);
@@ -739,6 +720,23 @@ static int body_pre_owner(void)
 	if (W.ours)
 		return check_state(0, 0, 1, false);
 	return c_one_worker(false) ? R_FAIL : c_lacks();
+}
+
+/*
+ * fork() with a pipe @pfd from the child (pfd[1]) to this process (pfd[0], its write end
+ * closed here). R_PASS, *@pid 0 in the child; or R_FAIL.
+ */
+static int fork_pipe(int pfd[2], pid_t *pid)
+{
+	if (pipe2(pfd, O_CLOEXEC))
+		FAIL("pipe: %s", strerror(errno));
+	fflush(stdout);		/* else the child prints what is buffered again */
+	*pid = fork();
+	if (*pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (*pid)
+		close(pfd[1]);
+	return R_PASS;
 }
 
 /* Another thread of the owner: vhost checks the mm, so it is the owner. */
@@ -765,25 +763,18 @@ static int body_not_owner(void)
 	ssize_t n;
 	pid_t pid;
 
-	if (W.ours && split_set(true))
-		return R_FAIL;
-	r = w_fresh(TASK);
+	r = w_start(true);
 	if (r != R_PASS)
 		return r;
 	r = W.ours ? check_state(0, 1, 3, false) : c_one_worker(false);
 	if (r != R_PASS)
 		return r;
-	if (pipe2(pfd, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		FAIL("fork: %s", strerror(errno));
+	if (fork_pipe(pfd, &pid))
+		return R_FAIL;
 	if (!pid) {
 		calls(D.vfd, e);
 		_exit(write(pfd[1], e, sizeof(e)) == sizeof(e) ? 0 : 1);
 	}
-	close(pfd[1]);
 	n = read(pfd[0], e, sizeof(e));
 	close(pfd[0]);
 	st = wait_child(pid, 20000);
@@ -852,15 +843,11 @@ static int body_new_worker(void)
 	uint32_t i, id;
 	int r;
 
-	if (W.ours && split_set(false))
-		return R_FAIL;
-	r = w_fresh(TASK);
+	r = w_start(false);
 	if (r != R_PASS)
 		return r;
-	if (!W.ours) {
-		r = c_lacks();
-		return r == R_PASS ? c_one_worker(false) : r;
-	}
+	if (!W.ours)
+		return c_plain();
 	for (i = 1; i < MAXW; i++)
 		if (new_is(i))
 			return R_FAIL;
@@ -889,16 +876,14 @@ static int body_free_worker(void)
 {
 	int r;
 
-	if (W.ours && split_set(true))
-		return R_FAIL;
-	r = w_fresh(TASK);
+	r = w_start(true);
 	if (r != R_PASS)
 		return r;
 	if (!W.ours) {
-		r = c_lacks();
-		if (r == R_PASS)
-			EXPECT(w_free(D.vfd, 99), ENOBUFS, "FREE_WORKER {99} (owner)");
-		return r == R_PASS ? c_one_worker(false) : r;
+		if (c_lacks())
+			return R_FAIL;
+		EXPECT(w_free(D.vfd, 99), ENOBUFS, "FREE_WORKER {99} (owner)");
+		return c_one_worker(false);
 	}
 	if (check_state(0, 1, 3, false))
 		return R_FAIL;
@@ -938,18 +923,14 @@ static int body_attach_worker(void)
 	struct vhost_vring_worker g;
 	int r;
 
-	if (W.ours && split_set(false))
-		return R_FAIL;
-	r = w_fresh(TASK);
+	r = w_start(false);
 	if (r != R_PASS)
 		return r;
 	EXPECT(w_attach(D.vfd, UINT32_MAX, 0), W.ours ? ENOBUFS : c_errno(UINT32_MAX),
 	       "ATTACH_VRING_WORKER {0xffffffff, 0}");
 	EXPECT(w_attach(D.vfd, 2, 99), W.ours ? ENOBUFS : c_errno(2), "ATTACH_VRING_WORKER {2, 99}");
-	if (!W.ours) {
-		r = c_lacks();
-		return r == R_PASS ? c_one_worker(false) : r;
-	}
+	if (!W.ours)
+		return c_plain();
 	EXPECT(w_attach(D.vfd, 2, 0), ENOBUFS, "ATTACH_VRING_WORKER {2, 0}");
 	EXPECT(w_attach(D.vfd, 0, 1), ENODEV, "ATTACH_VRING_WORKER {0, 1} (no worker 1)");
 	EXPECT(w_attach(D.vfd, 1, 15), ENODEV, "ATTACH_VRING_WORKER {1, 15}");
@@ -979,9 +960,7 @@ static int body_fdinfo(void)
 	struct fdi fi;
 	int r, id;
 
-	if (W.ours && split_set(true))
-		return R_FAIL;
-	r = w_fresh(TASK);
+	r = w_start(true);
 	if (r != R_PASS)
 		return r;
 	if (!W.ours) {
@@ -990,8 +969,7 @@ static int body_fdinfo(void)
 		if (fi.nvq[0] || fi.nvq[1] || fi.mask)
 			FAIL("%s: fdinfo has queue or worker lines: vhost_net.ko has no show_fdinfo",
 			     W.name);
-		r = c_lacks();
-		return r == R_PASS ? c_one_worker(false) : r;
+		return c_plain();
 	}
 	if (new_is(2) || new_is(3))
 		return R_FAIL;
@@ -1022,8 +1000,6 @@ static int body_kthread(void)
 	uint32_t id;
 	int r;
 
-	if (W.ours && split_set(true))
-		return R_FAIL;
 	r = flow_setup(KTHREAD);
 	if (r != R_PASS)
 		return r;
@@ -1057,11 +1033,9 @@ static int body_reset_owner(void)
 {
 	struct wscan s;
 	struct fdi fi;
-	int e[NCALLS], r;
+	int r;
 
-	if (W.ours && split_set(true))
-		return R_FAIL;
-	r = w_fresh(TASK);
+	r = w_start(true);
 	if (r != R_PASS)
 		return r;
 	if (W.ours && (new_is(2) || check_state(0, 1, 7, false)))
@@ -1070,14 +1044,8 @@ static int body_reset_owner(void)
 		return R_FAIL;
 	if (ioctl(D.vfd, VHOST_RESET_OWNER) < 0)
 		FAIL("%s: VHOST_RESET_OWNER: %s", W.name, errno_name(errno));
-	if (wait_workers(W.pid, false, 0, &s))
+	if (no_owner_calls("after RESET_OWNER"))
 		return R_FAIL;
-	calls(D.vfd, e);
-	if (calls_are(e, W.ours ? EINVAL : EPERM, "after RESET_OWNER"))
-		return R_FAIL;
-	if (!W.ours)
-		ktap_diag("%s: differs on purpose: after RESET_OWNER vhost_net.ko says EPERM, ours "
-			  "EINVAL (no owner)", W.name);
 	if (W.ours) {
 		if (fdinfo_read(D.vfd, &fi))
 			return R_FAIL;
@@ -1123,7 +1091,7 @@ static void __attribute__((noreturn)) killed_child(uint8_t mode, int wfd)
 	bool told = false;
 
 	alarm(60);
-	if (dev_open(&D, W.path, 0) || dev_setup(&D, QEMU_FEATURES, mode) || dev_backend(&D, T.t.fd))
+	if (dev_up(&D, W.path, 0, mode, T.t.fd))
 		_exit(2);
 	if (W.ours && mode == TASK) {
 		if (w_new(D.vfd, &id) || id != 2 || w_new(D.vfd, &id) || id != 3 ||
@@ -1186,17 +1154,12 @@ static int owner_killed(uint8_t mode)
 	}
 	if (W.ours && split_set(true))
 		return R_FAIL;
-	if (pipe2(pfd, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		FAIL("fork: %s", strerror(errno));
+	if (fork_pipe(pfd, &pid))
+		return R_FAIL;
 	if (!pid) {
 		close(pfd[0]);
 		killed_child(mode, pfd[1]);
 	}
-	close(pfd[1]);
 	r = wait_byte(pfd[0], 20000);
 	close(pfd[0]);
 	if (r) {
@@ -1230,14 +1193,8 @@ static int owner_killed(uint8_t mode)
 			  "(the owner's NEW_WORKER: ENOTTY), one worker", W.name);
 	r = tapc_create(&T2, 0, 1500);
 	if (r == R_PASS)
-		r = dev_open(&D, W.path, 1);
-	if (r == R_PASS)
-		r = dev_setup(&D, QEMU_FEATURES, TASK);
-	if (r == R_PASS)
-		r = dev_backend(&D, T2.t.fd);
-	if (r == R_PASS)
-		r = dev_txrx(&D, T2.cap, T2.snd, T2.t.ifindex, NULL, 0x63000);
-	return r;
+		r = dev_up(&D, W.path, 1, TASK, T2.t.fd);
+	return r == R_PASS ? dev_txrx(&D, T2.cap, T2.snd, T2.t.ifindex, NULL, 0x63000) : r;
 }
 
 static int body_owner_killed(void)
@@ -1252,58 +1209,122 @@ static int body_owner_killed_kthread(void)
 
 /* ---- allocation failures in worker creation -------------------------------------------- */
 
-/* The kernel's fault injection, opened up as vhost_stress does (see there). */
-static const char *const fault_knobs[][2] = {
-	{ "/sys/kernel/debug/failslab/ignore-gfp-wait", "N" },
-	{ "/sys/kernel/debug/failslab/verbose", "0" },
-	{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N" },
-	{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem", "N" },
-	{ "/sys/kernel/debug/fail_page_alloc/min-order", "0" },
-	{ "/sys/kernel/debug/fail_page_alloc/verbose", "0" },
+/*
+ * A call under fault injection, for fault_runs(): @prep readies a fresh device up to the call
+ * (R_PASS, or what ends the case); @call makes it (0 or an errno); @after checks the device
+ * after it gave @e, its allocation @n failing.
+ */
+struct fault_call {
+	const char *name;
+	int (*prep)(void);
+	int (*call)(void);
+	int (*after)(int e, int n);
 };
 
-static int fault_setup(void)
+/*
+ * @fc's call with its Nth allocation failing, N = 1.. until it makes no more: it may fail only
+ * if a failure was injected; fc->after() checks the device, whose close leaves no thread. How
+ * many failures were injected into *@inj.
+ */
+static int fault_runs(const struct fault_call *fc, int *inj)
 {
-	unsigned int i;
-	int r;
+	int r, n, e, errs = 0, coped = 0;
+	char errnos[128] = "";
+	struct wscan s;
+	bool fired;
 
-	if (access("/sys/kernel/debug/failslab", F_OK))
-		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
-	for (i = 0; i < sizeof(fault_knobs) / sizeof(fault_knobs[0]); i++)
-		if ((r = write_file(fault_knobs[i][0], fault_knobs[i][1])))
+	*inj = 0;
+	for (n = 1;; n++) {
+		if (n > NTH_MAX)
+			FAIL("%s: %s still meets an injected failure at allocation %d", W.name,
+			     fc->name, n);
+		r = fc->prep();
+		if (r != R_PASS)
 			return r;
-	return 0;
+		fail_nth(n);
+		e = fc->call();
+		fired = fail_nth_fired();
+		if (!fired && e)
+			FAIL("%s: %s failed (%s) with no fault injected", W.name, fc->name,
+			     errno_name(e));
+		if (e) {
+			errs++;
+			note_errno(errnos, sizeof(errnos), e);
+		} else {
+			coped += fired;
+		}
+		*inj += fired;
+		if (fc->after(e, n))
+			return R_FAIL;
+		dev_close(&D);
+		if (wait_workers(W.pid, false, 0, &s))
+			return R_FAIL;
+		if (!fired)
+			break;
+	}
+	ktap_diag("%s: %s: %d failures injected: %d returned an error (%s), %d coped", W.name,
+		  fc->name, *inj, errs, errnos[0] ? errnos : "none", coped);
+	return R_PASS;
 }
 
-static int fail_nth_fd = -1;
-
-/* Arms the Nth fault point of this thread to fail (0 disarms). */
-static void fail_nth(int n)
+static int set_owner_prep(void)
 {
-	char b[16];
-	int len = snprintf(b, sizeof(b), "%d", n);
-
-	if (pwrite(fail_nth_fd, b, len, 0) != len)
-		ktap_diag("fail-nth %d: %s", n, strerror(errno));
+	return w_reopen(TASK);
 }
 
-/* True if the armed failure was injected (the counter reached 0); disarms. */
-static bool fail_nth_fired(void)
+static int set_owner_call(void)
 {
-	char b[16] = { 0 };
-	bool fired = pread(fail_nth_fd, b, sizeof(b) - 1, 0) > 0 && atoi(b) == 0;
-
-	fail_nth(0);
-	return fired;
+	return ioctl(D.vfd, VHOST_SET_OWNER) < 0 ? errno : 0;
 }
 
-static void note_errno(char *list, size_t n, int e)
+/* A failed SET_OWNER leaves no worker thread, and SET_OWNER again works. */
+static int set_owner_after(int e, int n)
 {
-	char one[24];
+	struct wscan s;
 
-	snprintf(one, sizeof(one), "%s ", errno_name(e));
-	if (!strstr(list, one) && strlen(list) + strlen(one) < n)
-		strcat(list, one);
+	if (e) {
+		if (wait_workers(W.pid, false, 0, &s))
+			FAIL("%s: SET_OWNER, failing (%s) at allocation %d, left worker threads",
+			     W.name, errno_name(e), n);
+		if (ioctl(D.vfd, VHOST_SET_OWNER) < 0)
+			FAIL("%s: SET_OWNER after a failure injected at allocation %d: %s", W.name,
+			     n, errno_name(errno));
+	}
+	if (W.ours ? check_state(0, 1, 3, false) : c_one_worker(false)) {
+		ktap_diag("%s: after SET_OWNER met a failure at allocation %d", W.name, n);
+		return R_FAIL;
+	}
+	return R_PASS;
+}
+
+static uint32_t fault_id;	/* what NEW_WORKER gave under fault injection */
+
+static int new_worker_prep(void)
+{
+	return w_fresh(TASK);
+}
+
+static int new_worker_call(void)
+{
+	fault_id = UINT32_MAX;
+	return w_new(D.vfd, &fault_id);
+}
+
+/* After a failed NEW_WORKER the workers are as before, and it works again. */
+static int new_worker_after(int e, int n)
+{
+	if (e) {
+		if (check_state(0, 1, 3, false)) {
+			ktap_diag("%s: after NEW_WORKER failed (%s) at allocation %d", W.name,
+				  errno_name(e), n);
+			return R_FAIL;
+		}
+		if (new_is(2))
+			return R_FAIL;
+	} else if (fault_id != 2) {
+		FAIL("%s: NEW_WORKER gave id %u, expected 2", W.name, fault_id);
+	}
+	return check_state(0, 1, 7, false);
 }
 
 /*
@@ -1314,61 +1335,22 @@ static void note_errno(char *list, size_t n, int e)
  */
 static int body_fault(void)
 {
-	int r, n, e, inj = 0, errs = 0, coped = 0, inj_new = 0;
-	char errnos[128] = "";
-	struct wscan s;
-	uint32_t id;
-	bool fired;
+	static const struct fault_call set_owner = {
+		"SET_OWNER", set_owner_prep, set_owner_call, set_owner_after,
+	};
+	static const struct fault_call new_worker = {
+		"NEW_WORKER", new_worker_prep, new_worker_call, new_worker_after,
+	};
+	int r, inj;
 
-	r = fault_setup();
-	if (r)
-		CASE_SKIP("fault injection knobs in debugfs: %s", strerror(-r));
-	fail_nth_fd = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
-	if (fail_nth_fd < 0)
-		CASE_SKIP("/proc/thread-self/fail-nth: %s (CONFIG_FAULT_INJECTION)", strerror(errno));
+	r = fail_nth_open();
+	if (r != R_PASS)
+		return r;
 	if (W.ours && split_set(true))
 		return R_FAIL;
-	for (n = 1;; n++) {
-		uint8_t mode = TASK;
-
-		if (n > NTH_MAX)
-			FAIL("%s: SET_OWNER still meets an injected failure at allocation %d", W.name, n);
-		dev_close(&D);
-		r = dev_open(&D, W.path, 0);
-		if (r != R_PASS)
-			return r;
-		if (ioctl(D.vfd, VHOST_SET_FORK_FROM_OWNER, &mode) < 0 && errno != ENOTTY)
-			FAIL("%s: VHOST_SET_FORK_FROM_OWNER 1: %s", W.name, errno_name(errno));
-		fail_nth(n);
-		e = ioctl(D.vfd, VHOST_SET_OWNER) < 0 ? errno : 0;
-		fired = fail_nth_fired();
-		if (!fired && e)
-			FAIL("%s: SET_OWNER failed (%s) with no fault injected", W.name, errno_name(e));
-		if (fired && e) {
-			errs++;
-			note_errno(errnos, sizeof(errnos), e);
-			if (wait_workers(W.pid, false, 0, &s))
-				FAIL("%s: SET_OWNER, failing (%s) at allocation %d, left worker threads",
-				     W.name, errno_name(e), n);
-			if (ioctl(D.vfd, VHOST_SET_OWNER) < 0)
-				FAIL("%s: SET_OWNER after a failure injected at allocation %d: %s", W.name,
-				     n, errno_name(errno));
-		} else if (fired) {
-			coped++;
-		}
-		inj += fired;
-		if (W.ours ? check_state(0, 1, 3, false) : c_one_worker(false)) {
-			ktap_diag("%s: after SET_OWNER met a failure at allocation %d", W.name, n);
-			return R_FAIL;
-		}
-		dev_close(&D);
-		if (wait_workers(W.pid, false, 0, &s))
-			return R_FAIL;
-		if (!fired)
-			break;
-	}
-	ktap_diag("%s: SET_OWNER: %d failures injected: %d returned an error (%s), %d coped", W.name,
-		  inj, errs, errnos[0] ? errnos : "none", coped);
+	r = fault_runs(&set_owner, &inj);
+	if (r != R_PASS)
+		return r;
 	if (!inj)
 		FAIL("%s: no failure was ever injected into SET_OWNER: fault injection does not reach "
 		     "the device", W.name);
@@ -1376,47 +1358,10 @@ static int body_fault(void)
 		r = w_fresh(TASK);
 		return r == R_PASS ? c_lacks() : r;
 	}
-	errs = coped = 0;
-	errnos[0] = 0;
-	for (n = 1;; n++) {
-		if (n > NTH_MAX)
-			FAIL("%s: NEW_WORKER still meets an injected failure at allocation %d", W.name, n);
-		r = w_fresh(TASK);
-		if (r != R_PASS)
-			return r;
-		id = UINT32_MAX;
-		fail_nth(n);
-		e = w_new(D.vfd, &id);
-		fired = fail_nth_fired();
-		if (!fired && e)
-			FAIL("%s: NEW_WORKER failed (%s) with no fault injected", W.name, errno_name(e));
-		if (fired && e) {
-			errs++;
-			note_errno(errnos, sizeof(errnos), e);
-			if (check_state(0, 1, 3, false)) {
-				ktap_diag("%s: after NEW_WORKER failed (%s) at allocation %d", W.name,
-					  errno_name(e), n);
-				return R_FAIL;
-			}
-			if (new_is(2))
-				return R_FAIL;
-		} else {
-			coped += fired;
-			if (id != 2)
-				FAIL("%s: NEW_WORKER gave id %u, expected 2", W.name, id);
-		}
-		inj_new += fired;
-		if (check_state(0, 1, 7, false))
-			return R_FAIL;
-		dev_close(&D);
-		if (wait_workers(W.pid, false, 0, &s))
-			return R_FAIL;
-		if (!fired)
-			break;
-	}
-	ktap_diag("%s: NEW_WORKER: %d failures injected: %d returned an error (%s), %d coped",
-		  W.name, inj_new, errs, errnos[0] ? errnos : "none", coped);
-	if (!inj_new)
+	r = fault_runs(&new_worker, &inj);
+	if (r != R_PASS)
+		return r;
+	if (!inj)
 		FAIL("%s: no failure was ever injected into NEW_WORKER", W.name);
 	return R_PASS;
 }
@@ -1436,8 +1381,6 @@ static int body_traffic_split(void)
 	struct fdi fi;
 	int r, id, n = W.ours ? 2 : 1;
 
-	if (W.ours && split_set(true))
-		return R_FAIL;
 	r = flow_setup(TASK);
 	if (r != R_PASS)
 		return r;
@@ -1509,8 +1452,6 @@ static int body_attach_traffic(void)
 	pthread_t th;
 	int r;
 
-	if (W.ours && split_set(true))
-		return R_FAIL;
 	r = flow_setup(TASK);
 	if (r != R_PASS)
 		return r;
@@ -1548,7 +1489,6 @@ static int body_attach_traffic(void)
 static int wcase(const char *path, int (*body)(void))
 {
 	struct wscan s;
-	unsigned int bad;
 	int r, kfd = kmsg_open();
 
 	W.path = path;
@@ -1570,26 +1510,14 @@ static int wcase(const char *path, int (*body)(void))
 		ktap_diag("%s: worker threads left after every file was closed", W.name);
 		r = R_FAIL;
 	}
-	bad = kmsg_bad(kfd);
-	if (bad) {
-		ktap_diag("%s: %u BUG/WARNING/KASAN/Oops lines in the kernel log during the case",
-			  W.name, bad);
+	if (kmsg_check(kfd, W.name))
 		r = R_FAIL;
-	}
 	return r;
 }
 
 VCASE_FIXTURE(workers, NULL);
 
-#define WCASE(n)							\
-	static int case_##n(const char *dev)				\
-	{								\
-		return wcase(dev, body_##n);				\
-	}								\
-	TEST_F_TIMEOUT(workers, n, CASE_TMO_S)				\
-	{								\
-		vcase_run(_metadata, case_##n, self->path);		\
-	}
+#define WCASE(n) VCASE_BODY(workers, wcase, n)
 
 WCASE(pre_owner)
 WCASE(not_owner)
