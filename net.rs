@@ -620,10 +620,7 @@ impl VhostNet {
             _ => {
                 // vhost_worker_ioctl() first, under the device lock alone, as vhost-scsi
                 // and vhost-vsock call it (vhost-net does not: ENOTTY there).
-                let r = self
-                    .dev
-                    .lock()
-                    .worker_ioctl(&self.workers, self, cmd, arg);
+                let r = self.dev.lock().worker_ioctl(&self.workers, self, cmd, arg);
                 if let Some(r) = r {
                     r?;
                     return Ok(0);

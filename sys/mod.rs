@@ -528,7 +528,11 @@ impl RawWorker {
     /// # Safety
     ///
     /// `data` is a live `T` that outlives the worker.
-    unsafe fn create<T: WorkerOps>(data: *const c_void, id: usize, fork_owner: bool) -> Result<Self> {
+    unsafe fn create<T: WorkerOps>(
+        data: *const c_void,
+        id: usize,
+        fork_owner: bool,
+    ) -> Result<Self> {
         let current = kernel::current!();
         let name = if id == 0 {
             CString::try_from_fmt(fmt!("vhost-{}", current.pid()))?
@@ -673,7 +677,10 @@ impl Worker {
 
     /// The thread's pid once it has run, else 0.
     pub(crate) fn tid(&self) -> i32 {
-        self.raw.lock().as_ref().map_or(0, |w| w.ctx.tid.load(Relaxed))
+        self.raw
+            .lock()
+            .as_ref()
+            .map_or(0, |w| w.ctx.tid.load(Relaxed))
     }
 
     /// Wakes the worker, if there is one. Callable in atomic context.
