@@ -608,6 +608,41 @@ static inline void note_errno(char *list, size_t n, int e)
 
 /* ---- the worker thread and our counters ---------------------------------------------- */
 
+/*
+ * All the worker threads of owner @pid: "vhost-PID", and "vhost-PID-N" of ours with more than
+ * one worker (split_workers: TX on worker 1). Up to @max tids into @tids; returns how many.
+ */
+static inline int worker_tids(pid_t pid, int *tids, int max)
+{
+	char path[320], comm[32], want[32];
+	struct dirent *e;
+	int n = 0;
+	size_t k;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	k = snprintf(want, sizeof(want), "vhost-%d", pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) && n < max) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, want, k) &&
+		    (comm[k] == '\n' || comm[k] == '-'))
+			tids[n++] = atoi(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
 /* The worker thread of owner @pid ("vhost-PID"): its tid, or -1. */
 static inline int worker_tid(pid_t pid)
 {

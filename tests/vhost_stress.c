@@ -433,8 +433,8 @@ out:
 /* ---- allocation failures in the worker --------------------------------------------------- */
 
 /*
- * Allocation failures in the worker: the device's worker thread (vhost-PID) is marked
- * make-it-fail and failslab/fail_page_alloc fail 1 in 5 of its allocations (task-filter:
+ * Allocation failures in the worker: the device's worker threads (vhost-PID, and ours'
+ * vhost-PID-1 with split_workers) are marked make-it-fail and failslab/fail_page_alloc fail 1 in 5 of its allocations (task-filter:
  * nobody else's) for 2 s of TX and RX traffic; then off. The used ring stays in order, and
  * afterwards the device moves frames both ways (kmemleak checks the rest at the end).
  */
@@ -445,7 +445,7 @@ static int case_worker_faults(const char *path)
 	char p[128];
 	struct tapc tc;
 	struct dev d;
-	int r, tid, sent = 0, used = 0, n, i;
+	int r, tids[4], nt, sent = 0, used = 0, n, i;
 	long long end;
 
 	r = tap_dev(&tc, &d, path);
@@ -454,12 +454,14 @@ static int case_worker_faults(const char *path)
 	r = fault_setup();
 	if (r)
 		CASE_SKIP("fault injection knobs in debugfs: %s", strerror(-r));
-	tid = worker_tid(getpid());
-	if (tid < 0)
+	nt = worker_tids(getpid(), tids, 4);
+	if (worker_tid(getpid()) < 0)
 		FAIL("%s: no worker thread vhost-%d", d.name, getpid());
-	snprintf(p, sizeof(p), "/proc/%d/task/%d/make-it-fail", getpid(), tid);
-	if ((r = write_file(p, "1")))
-		FAIL("%s: %s: %s", d.name, p, strerror(-r));
+	for (i = 0; i < nt; i++) {
+		snprintf(p, sizeof(p), "/proc/%d/task/%d/make-it-fail", getpid(), tids[i]);
+		if ((r = write_file(p, "1")))
+			FAIL("%s: %s: %s", d.name, p, strerror(-r));
+	}
 	for (i = 0; i < 2; i++) {
 		char k[128];
 
@@ -506,11 +508,14 @@ static int case_worker_faults(const char *path)
 		snprintf(k, sizeof(k), "/sys/kernel/debug/%s/task-filter", knobs[i]);
 		write_file(k, "N");
 	}
-	write_file(p, "0");
+	for (i = 0; i < nt; i++) {
+		snprintf(p, sizeof(p), "/proc/%d/task/%d/make-it-fail", getpid(), tids[i]);
+		write_file(p, "0");
+	}
 	if (r != R_PASS)
 		return r;
-	ktap_diag("%s: 2 s with 1 in 5 of the worker's allocations failing: %d TX frames posted, %d used in order",
-		  d.name, sent, used);
+	ktap_diag("%s: 2 s with 1 in 5 of the allocations of its %d worker thread(s) failing: %d TX frames posted, %d used in order",
+		  d.name, nt, sent, used);
 	/* Afterwards: everything still published is used, and frames move both ways. */
 	end = now_ms() + TMO;
 	while (used < sent && now_ms() < end) {
