@@ -300,7 +300,8 @@ def reader(stream, logf, q, tag):
 
 def qemu_evidence(pid, dev):
     """What L1 sees of the backend inside QEMU: the open device and the worker thread."""
-    ev = {"fd": None, "fdinfo": None, "worker": None, "threads": [], "fds": []}
+    ev = {"fd": None, "fdinfo": None, "worker": None, "threads": [], "fds": [], "fdinfos": [],
+          "tids": {}}
     try:
         for fd in os.listdir(f"/proc/{pid}/fd"):
             try:
@@ -309,6 +310,7 @@ def qemu_evidence(pid, dev):
                     ev["fds"].append(int(fd))
                     with open(f"/proc/{pid}/fdinfo/{fd}") as f:
                         ev["fdinfo"] = f.read().strip()
+                        ev["fdinfos"].append(ev["fdinfo"])
             except OSError:
                 pass
         for tid in os.listdir(f"/proc/{pid}/task"):
@@ -318,6 +320,7 @@ def qemu_evidence(pid, dev):
             except OSError:
                 continue
             ev["threads"].append(comm)
+            ev["tids"][int(tid)] = comm
             if comm == f"vhost-{pid}":
                 ev["worker"] = int(tid)
     except OSError as e:
@@ -334,6 +337,35 @@ def qemu_evidence(pid, dev):
                 except OSError:
                     pass
     return ev
+
+
+def split_workers(ev, pid):
+    """With split workers, each open of our device runs RX and TX on threads of their own:
+    (the (rx tid, tx tid) pairs, a list of what is wrong)."""
+    pairs, bad = [], []
+    for info in ev.get("fdinfos") or []:
+        qw, tids = {}, {}
+        for line in info.splitlines():
+            m = re.match(r"vq(\d) (rx|tx):.* worker (\d+)$", line)
+            if m:
+                qw[m.group(2)] = int(m.group(3))
+            m = re.match(r"worker (\d+): tid (\d+)$", line)
+            if m:
+                tids[int(m.group(1))] = int(m.group(2))
+        rx, tx = qw.get("rx"), qw.get("tx")
+        if rx is None or tx is None or rx == tx:
+            bad.append(f"fdinfo shows RX on worker {rx} and TX on worker {tx}")
+            continue
+        pair = (tids.get(rx), tids.get(tx))
+        for w, t in zip((rx, tx), pair):
+            name = f"vhost-{pid}" if w == 0 else f"vhost-{pid}-{w}"[:15]
+            if t is None or ev["tids"].get(t) != name:
+                bad.append(f"worker {w}: tid {t} is not QEMU's thread {name} "
+                           f"({ev['tids'].get(t)})")
+        pairs.append(pair)
+    if not pairs and not bad:
+        bad.append("no fdinfo of the device")
+    return pairs, bad
 
 
 def progress(pid, dev):
@@ -694,6 +726,12 @@ def run_once(a, payload, attempt, kill=False):
             res["evidence"] = ev
             if ev["worker"] is not None:
                 worker_t0 = cpu_ticks(ev["worker"])
+            if a.expect_split:
+                pairs, bad = split_workers(ev, p.pid)
+                res["split"] = {"pairs": pairs, "bad": bad,
+                                "t0": {t: cpu_ticks(t) for pr in pairs for t in pr}}
+                log(f"{name}: RX and TX workers (tids) per open of the device: {pairs}"
+                    + (f"; wrong: {bad}" if bad else ""))
             log(f"{name}: L1 sees QEMU fd {ev['fd']} -> {a.dev}, worker thread "
                 f"vhost-{p.pid} = tid {ev['worker']}")
         elif key == "ping":
@@ -742,6 +780,10 @@ def run_once(a, payload, attempt, kill=False):
                 t1 = cpu_ticks(ev["worker"])
                 if t1 is not None and worker_t0 is not None:
                     res["worker_ticks"] = t1 - worker_t0
+            if a.expect_split and res.get("split"):
+                sp = res["split"]
+                sp["ticks"] = {t: (cpu_ticks(t) or 0) - (t0 or 0) for t, t0 in sp["t0"].items()}
+                log(f"{name}: CPU ticks of each worker over the transfers: {sp['ticks']}")
             # Once more while QEMU is alive: still open, still there.
             ev2 = qemu_evidence(cur["p"].pid, a.dev)
             res["evidence_end"] = {k: ev2[k] for k in ("fd", "worker")}
@@ -808,6 +850,16 @@ def judge(res, a):
             f.append(f"QEMU (pid {res['qemu_pid']}) did not hold {a.dev} open")
         if ev.get("worker") is None:
             f.append(f"no worker thread vhost-{res['qemu_pid']}")
+    if getattr(a, "expect_split", False) and res.get("boot_s") is not None:
+        sp = res.get("split") or {}
+        f.extend(f"split workers: {b}" for b in sp.get("bad", ["not looked at"]))
+        # The transfers went both ways, each flow on one queue pair (with multiqueue, any):
+        # some RX worker and some TX worker ran.
+        ticks = sp.get("ticks") or {}
+        pairs = sp.get("pairs") or []
+        for side, i in (("RX", 0), ("TX", 1)):
+            if pairs and not any(ticks.get(pr[i], 0) > 0 for pr in pairs):
+                f.append(f"split workers: no {side} worker ran: ticks {ticks}")
     p = res.get("ping")
     if not p:
         f.append("no ping result")
@@ -926,8 +978,10 @@ def kill_phase(a, payload, out):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/comm") as fh:
-                    if fh.read().strip() == f"vhost-{res['qemu_pid']}":
-                        f.append(f"kill phase: worker vhost-{res['qemu_pid']} still exists "
+                    comm = fh.read().strip()
+                    if (comm == f"vhost-{res['qemu_pid']}"
+                            or comm.startswith(f"vhost-{res['qemu_pid']}-")):
+                        f.append(f"kill phase: worker {comm} still exists "
                                  f"(pid {pid}) after QEMU died")
             except OSError:
                 pass
@@ -1146,6 +1200,8 @@ def main():
     r.add_argument("--expect-off", type=bits, default=[], help="feature bits that must be off")
     r.add_argument("--expect-rxq", type=int, default=None, help="rx queues the guest must have")
     r.add_argument("--reboot", action="store_true", help="the guest reboots once")
+    r.add_argument("--expect-split", action="store_true",
+                   help="each open of the device runs RX and TX on worker threads of their own")
     r.add_argument("--kill-mid", action="store_true",
                    help="first a QEMU killed with SIGKILL mid-stream")
     r.add_argument("--migrate", action="store_true",
