@@ -10,8 +10,12 @@
 # log latest.log) and prints the table.
 #
 # Environment: BENCH_ROUNDS (5), BENCH_SECS (3), BENCH_WARMUP (0.5), BENCH_CASES
-# (tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp). The figures are TCG + debug-kernel figures: only the
-# ratios mean something.
+# (tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp bidi64; bidi64 is TX and RX at
+# once), BENCH_DEVS (/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split: vhost-rs with
+# one worker per device, as vhost_net.ko, and with split_workers=1, its default, RX and TX
+# on workers of their own; see tests/bench/run_vm.sh), e.g.
+#   BENCH_CASES="bidi64 tx64 rx64" make bench
+# The figures are TCG + debug-kernel figures: only the ratios mean something.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
@@ -23,7 +27,11 @@ cd "$repo"
 rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-3}
 warm=${BENCH_WARMUP:-0.5}
-cases=${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp}
+cases=${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp bidi64}
+# Unset: run_vm.sh's default (vm.sh passes only VHOST_RS_* on, so it goes on the command line).
+devs=${BENCH_DEVS:-}
+ndevs=3
+[ -z "$devs" ] || ndevs=$(wc -w <<<"$devs")
 
 "$here/setup.sh"
 "$here/kernel.sh"
@@ -46,16 +54,18 @@ done
 
 mkdir -p "$out"
 log=$out/latest.log
-step "benchmark in the VM: $rounds rounds x {$cases} x 2 devices, ${secs} s each"
+step "benchmark in the VM: $rounds rounds x {$cases} x $ndevs devices, ${secs} s each"
 set +e
 "$here/vm.sh" env BENCH_ROUNDS="$rounds" BENCH_SECS="$secs" BENCH_WARMUP="$warm" \
-	BENCH_CASES="$cases" tests/bench/run_vm.sh 2>&1 | tee "$log"
+	BENCH_CASES="$cases" ${devs:+BENCH_DEVS="$devs"} tests/bench/run_vm.sh 2>&1 | tee "$log"
 vm_rc=${PIPESTATUS[0]}
 set -e
 wall=$(($(date +%s) - t_start))
 step "VM run done (exit $vm_rc); $wall s in all"
 
 cmd="make bench"
+[ -z "$devs" ] || cmd="BENCH_DEVS=\"$devs\" $cmd"
+[ -z "${BENCH_CASES:-}" ] || cmd="BENCH_CASES=\"$cases\" $cmd"
 [ "$rounds" = 5 ] || cmd="BENCH_ROUNDS=$rounds $cmd"
 echo
 "$py" tests/bench/report.py "$log" "$out" --command "$cmd" --wall "$wall"

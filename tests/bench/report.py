@@ -14,6 +14,10 @@ LOG holds the lines of tests/bench/run_vm.sh:
 Per case and metric: median, min and max over the rounds for each device, the ratio
 ours / C of the medians, and the range of the per-round ratios (the two devices ran
 back to back in each round, so a round's ratio is a paired comparison).
+If the log also holds dev=vhost-rs-net:split (vhost-rs with split_workers=1, see
+tests/bench/run_vm.sh), the table gains its columns and its ratio against C, and a
+section gives split / single (vhost-rs) per case: the median and range of the per-round
+paired ratios. Without it the output is that of the two devices alone.
 Prints the markdown table on stdout.
 """
 import argparse
@@ -26,6 +30,7 @@ import statistics
 import sys
 
 OURS, REF = "vhost-rs-net", "vhost-net"
+SPLIT = OURS + ":split"  # vhost-rs with split_workers=1: an optional third device
 # (case, metric, label, higher is better)
 ROWS = [
     ("tx64", "pps", "TX 64 B", True),
@@ -40,7 +45,12 @@ ROWS = [
     ("rr64", "lat_p99", "RR 64 B, p99 latency", False),
     ("rr64bp", "rr", "RR 64 B, busy poll 50 us, rate", True),
     ("rr64bp", "lat_p50", "RR 64 B, busy poll 50 us, median latency", False),
+    ("bidi64", "bidi_pps", "TX + RX 64 B at once, sum", True),
+    ("bidi64", "bidi_tx_pps", "TX + RX 64 B at once, TX part", True),
+    ("bidi64", "bidi_rx_pps", "TX + RX 64 B at once, RX part", True),
 ]
+# Cases not in the default run: their rows appear only when some device measured them.
+OPTIONAL_CASES = {"bidi64"}
 
 
 def kv(line):
@@ -55,6 +65,75 @@ def fmt(v):
     if v >= 10:
         return f"{v:.1f}"
     return f"{v:.2f}"
+
+
+def paired_ratios(num, den):
+    """Sorted per-round ratios num / den over the rounds both have."""
+    return sorted(num[k] / den[k] for k in num if k in den and den[k])
+
+
+def plot_two(plt, results, env, path):
+    """The ratio ours / C per row, one bar each."""
+    rs = [r for r in results if r["ratio"] is not None]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rs) + 1.5))
+    ys = list(range(len(rs)))[::-1]
+    rat = [r["ratio"] for r in rs]
+    lo = [r["ratio"] - r["round_ratio_min"] for r in rs]
+    hi = [r["round_ratio_max"] - r["ratio"] for r in rs]
+    colors = []
+    for r in rs:
+        good = r["ratio"] >= 1 if r["higher_is_better"] else r["ratio"] <= 1
+        colors.append("tab:green" if good else "tab:red")
+    ax.barh(ys, rat, xerr=[lo, hi], color=colors, alpha=0.8, capsize=3)
+    ax.axvline(1.0, color="black", lw=1)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([r["label"] + ("" if r["higher_is_better"] else " (lower better)")
+                        for r in rs])
+    for y, v, r in zip(ys, rat, rs):
+        ax.text(max(v, r["round_ratio_max"]) + 0.02, y, f"{v:.2f}", va="center")
+    ax.set_xlabel("vhost-rs ÷ vhost-net (median; bars: range of per-round ratios)")
+    ax.set_title(f"vhost-rs vs vhost_net.ko — TCG + debug kernel, {env.get('rounds', '?')} rounds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def plot_split(plt, results, env, path):
+    """The ratios to C of both vhost-rs variants, two bars per row."""
+    rs = [r for r in results if r["ratio"] is not None or r["split_ratio"] is not None]
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots(figsize=(10, 0.7 * len(rs) + 1.8))
+    ys = list(range(len(rs)))[::-1]
+    for key, lo_key, hi_key, off, name, hatch in (
+            ("ratio", "round_ratio_min", "round_ratio_max", 0.2, "vhost-rs", None),
+            ("split_ratio", "split_round_ratio_min", "split_round_ratio_max", -0.2,
+             "vhost-rs split", "//")):
+        pts = [(y, r) for y, r in zip(ys, rs) if r[key] is not None]
+        if not pts:
+            continue
+        rat = [r[key] for _, r in pts]
+        err = [[r[key] - (r[lo_key] if r[lo_key] is not None else r[key]) for _, r in pts],
+               [(r[hi_key] if r[hi_key] is not None else r[key]) - r[key] for _, r in pts]]
+        colors = ["tab:green" if (r[key] >= 1 if r["higher_is_better"] else r[key] <= 1)
+                  else "tab:red" for _, r in pts]
+        ax.barh([y + off for y, _ in pts], rat, height=0.38, xerr=err, color=colors,
+                alpha=0.8, capsize=2, hatch=hatch, edgecolor="black", linewidth=0.3)
+        for (y, r), v in zip(pts, rat):
+            top = r[hi_key] if r[hi_key] is not None else v
+            ax.text(max(v, top) + 0.02, y + off, f"{v:.2f}", va="center", fontsize=8)
+    ax.axvline(1.0, color="black", lw=1)
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.06)  # room for the labels right of the bars
+    ax.set_yticks(ys)
+    ax.set_yticklabels([r["label"] + ("" if r["higher_is_better"] else " (lower better)")
+                        for r in rs])
+    ax.set_xlabel("÷ vhost-net (median; bars: range of per-round ratios)")
+    ax.set_title(f"vhost-rs, one worker and split, vs vhost_net.ko — TCG + debug kernel, "
+                 f"{env.get('rounds', '?')} rounds", fontsize=10)
+    ax.legend(handles=[Patch(facecolor="lightgrey", edgecolor="black", label="vhost-rs"),
+                       Patch(facecolor="lightgrey", edgecolor="black", hatch="//",
+                             label="vhost-rs, split_workers=1")], loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def main():
@@ -87,11 +166,15 @@ def main():
         elif line.startswith("bench-done "):
             done = kv(line)
 
+    split = any(dev == SPLIT for (_, _, dev) in vals)
+    devices = [("ref", REF), ("ours", OURS)] + ([("split", SPLIT)] if split else [])
     results = []
     for case, metric, label, higher in ROWS:
+        if case in OPTIONAL_CASES and not any(vals.get((case, metric, d)) for _, d in devices):
+            continue
         r = {"case": case, "metric": metric, "label": label, "unit": units.get((case, metric), ""),
              "higher_is_better": higher}
-        for tag, dev in (("ref", REF), ("ours", OURS)):
+        for tag, dev in devices:
             v = vals.get((case, metric, dev), {})
             xs = sorted(v.values())
             r[tag + "_n"] = len(xs)
@@ -107,6 +190,21 @@ def main():
         paired = sorted(ro[k] / rr[k] for k in ro if k in rr and rr[k])
         r["round_ratio_min"] = paired[0] if paired else None
         r["round_ratio_max"] = paired[-1] if paired else None
+        if split:
+            rs = vals.get((case, metric, SPLIT), {})
+            if r["split_median"] is not None and r["ref_median"]:
+                r["split_ratio"] = r["split_median"] / r["ref_median"]
+            else:
+                r["split_ratio"] = None
+            paired = paired_ratios(rs, rr)
+            r["split_round_ratio_min"] = paired[0] if paired else None
+            r["split_round_ratio_max"] = paired[-1] if paired else None
+            # Split against one worker: each round's pair ran back to back.
+            paired = paired_ratios(rs, ro)
+            r["split_vs_ours_n"] = len(paired)
+            r["split_vs_ours_median"] = statistics.median(paired) if paired else None
+            r["split_vs_ours_min"] = paired[0] if paired else None
+            r["split_vs_ours_max"] = paired[-1] if paired else None
         results.append(r)
 
     os.makedirs(a.outdir, exist_ok=True)
@@ -114,6 +212,11 @@ def main():
               "ref_n", "ref_median", "ref_min", "ref_max",
               "ours_n", "ours_median", "ours_min", "ours_max",
               "ratio", "round_ratio_min", "round_ratio_max"]
+    if split:
+        fields += ["split_n", "split_median", "split_min", "split_max",
+                   "split_ratio", "split_round_ratio_min", "split_round_ratio_max",
+                   "split_vs_ours_n", "split_vs_ours_median", "split_vs_ours_min",
+                   "split_vs_ours_max"]
     with open(os.path.join(a.outdir, "latest.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
@@ -123,19 +226,28 @@ def main():
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = [
         "| case | unit | vhost-net (C) median [min–max] | vhost-rs median [min–max] "
-        "| ours ÷ C | per-round ratios |",
-        "|---|---|---|---|---|---|",
+        + ("| vhost-rs split median [min–max] " if split else "")
+        + "| ours ÷ C | per-round ratios |"
+        + (" split ÷ C | per-round ratios |" if split else ""),
+        "|---|---|---|---|---|---|" + ("---|---|---|" if split else ""),
     ]
     for r in results:
         better = "" if r["higher_is_better"] else " (lower is better)"
         ratio = "-" if r["ratio"] is None else f"**{r['ratio']:.2f}**"
         pr = ("-" if r["round_ratio_min"] is None
               else f"{r['round_ratio_min']:.2f}–{r['round_ratio_max']:.2f}")
-        table.append(
-            f"| {r['label']}{better} | {r['unit']} "
-            f"| {fmt(r['ref_median'])} [{fmt(r['ref_min'])}–{fmt(r['ref_max'])}] "
-            f"| {fmt(r['ours_median'])} [{fmt(r['ours_min'])}–{fmt(r['ours_max'])}] "
-            f"| {ratio} | {pr} |")
+        line = (f"| {r['label']}{better} | {r['unit']} "
+                f"| {fmt(r['ref_median'])} [{fmt(r['ref_min'])}–{fmt(r['ref_max'])}] "
+                f"| {fmt(r['ours_median'])} [{fmt(r['ours_min'])}–{fmt(r['ours_max'])}] ")
+        if split:
+            line += f"| {fmt(r['split_median'])} [{fmt(r['split_min'])}–{fmt(r['split_max'])}] "
+        line += f"| {ratio} | {pr} |"
+        if split:
+            sratio = "-" if r["split_ratio"] is None else f"**{r['split_ratio']:.2f}**"
+            spr = ("-" if r["split_round_ratio_min"] is None
+                   else f"{r['split_round_ratio_min']:.2f}–{r['split_round_ratio_max']:.2f}")
+            line += f" {sratio} | {spr} |"
+        table.append(line)
 
     md = [
         "# vhost-rs benchmark: vhost-rs.ko vs vhost_net.ko",
@@ -154,11 +266,34 @@ def main():
         "- medians over the rounds, [min–max]; ours ÷ C = ratio of the medians (above 1 = ours"
         " faster, except for latency); per-round ratios: the range of ours ÷ C within each round",
         "- busy polling: off (poll-us 0) but in the rr64bp rows: 50 us on both queues",
+    ] + (["- vhost-rs split: vhost-rs.ko with split_workers=1 (RX and TX on two workers, no"
+          " lock shared between the queues), a third device in the same rounds; split ÷ C ="
+          " ratio of its median to the C module's, per-round ratios likewise"] if split else []) + [
         "",
     ] + table + [""]
+    # Split workers against one, on vhost-rs: paired per round (the two ran in the same round).
+    if split:
+        sv = [r for r in results if r["split_vs_ours_median"] is not None]
+        if sv:
+            md += ["## Split workers against one worker (vhost-rs)", "",
+                   "vhost-rs with split_workers=1 ÷ vhost-rs with one worker for both queues, "
+                   "per case: the median of the per-round ratios (each round ran both back to "
+                   "back) and their range. Above 1 = split faster, except for latency.", "",
+                   "| case | unit | split ÷ single, median of per-round ratios | per-round range "
+                   "| rounds |",
+                   "|---|---|---|---|---|"]
+            for r in sv:
+                better = "" if r["higher_is_better"] else " (lower is better)"
+                md.append(f"| {r['label']}{better} | {r['unit']} "
+                          f"| **{r['split_vs_ours_median']:.2f}** "
+                          f"| {r['split_vs_ours_min']:.2f}–{r['split_vs_ours_max']:.2f} "
+                          f"| {r['split_vs_ours_n']} |")
+            md.append("")
     # Busy polling against none, per device: the latency target is <= 0.8.
+    named = [("vhost-net (C)", REF), ("vhost-rs", OURS)] + ([("vhost-rs split", SPLIT)] if split
+                                                             else [])
     bp = []
-    for tag, dev in (("vhost-net (C)", REF), ("vhost-rs", OURS)):
+    for tag, dev in named:
         a0 = vals.get(("rr64", "lat_p50", dev), {})
         a1 = vals.get(("rr64bp", "lat_p50", dev), {})
         if a0 and a1:
@@ -170,7 +305,7 @@ def main():
         md += ["## Busy polling against none, per device", ""] + bp + [""]
     # Zero-copy against copy, per device: the target is >= 1.3.
     zc = []
-    for tag, dev in (("vhost-net (C)", REF), ("vhost-rs", OURS)):
+    for tag, dev in named:
         c0 = vals.get(("tx64kraw", "mbps", dev), {})
         c1 = vals.get(("tx64kzc", "mbps", dev), {})
         if c0 and c1:
@@ -209,6 +344,14 @@ def main():
            "- **RR**: one 64 B frame in flight: guest TX → an AF_PACKET responder thread on the "
            "tap interface echoes it → guest RX (interrupt on every RX entry). Round trips/s and "
            "RTT percentiles. Bottleneck: wake-up latency of the three parties.",
+           ] + (["- **TX + RX at once** (bidi64): the RX backlog is queued as for RX, then the "
+                 "RX backend is attached and the guest keeps the TX ring full, both at once; one "
+                 "guest loop serves both rings (TX as in TX, RX as in RX). One window for both: "
+                 "from the warm-up's end for the measured time, or until the backlog is nearly "
+                 "gone. TX and RX packets/s over that window, and their sum. Within it vhost "
+                 "alone is busy, with work always waiting on both queues: one worker for both "
+                 "(vhost_net.ko, vhost-rs) or one each (vhost-rs split)."]
+                if any(r["case"] == "bidi64" for r in results) else []) + [
            ""]
     if fails or warns or dmesg or not done:
         md += ["## Problems in this run", ""]
@@ -228,27 +371,8 @@ def main():
     except ImportError:
         print("report: python3-matplotlib missing, no latest.png", file=sys.stderr)
     else:
-        rs = [r for r in results if r["ratio"] is not None]
-        fig, ax = plt.subplots(figsize=(8, 0.5 * len(rs) + 1.5))
-        ys = list(range(len(rs)))[::-1]
-        rat = [r["ratio"] for r in rs]
-        lo = [r["ratio"] - r["round_ratio_min"] for r in rs]
-        hi = [r["round_ratio_max"] - r["ratio"] for r in rs]
-        colors = []
-        for r in rs:
-            good = r["ratio"] >= 1 if r["higher_is_better"] else r["ratio"] <= 1
-            colors.append("tab:green" if good else "tab:red")
-        ax.barh(ys, rat, xerr=[lo, hi], color=colors, alpha=0.8, capsize=3)
-        ax.axvline(1.0, color="black", lw=1)
-        ax.set_yticks(ys)
-        ax.set_yticklabels([r["label"] + ("" if r["higher_is_better"] else " (lower better)")
-                            for r in rs])
-        for y, v, r in zip(ys, rat, rs):
-            ax.text(max(v, r["round_ratio_max"]) + 0.02, y, f"{v:.2f}", va="center")
-        ax.set_xlabel("vhost-rs ÷ vhost-net (median; bars: range of per-round ratios)")
-        ax.set_title(f"vhost-rs vs vhost_net.ko — TCG + debug kernel, {env.get('rounds', '?')} rounds")
-        fig.tight_layout()
-        fig.savefig(os.path.join(a.outdir, "latest.png"), dpi=100)
+        plot = plot_split if split else plot_two
+        plot(plt, results, env, os.path.join(a.outdir, "latest.png"))
 
     print("\n".join(table))
     if fails or dmesg:

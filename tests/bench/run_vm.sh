@@ -6,8 +6,16 @@
 # Prints every BENCH/INFO line of the driver, prefixed with `round=R`; ends with
 # `bench-done failures=N dmesg_reports=N`.
 #
-# Environment: BENCH_ROUNDS (5), BENCH_SECS (3), BENCH_WARMUP (0.5), BENCH_CASES (all),
-# BENCH_DEVS (default "/dev/vhost-net /dev/vhost-rs-net").
+# Environment: BENCH_ROUNDS (5), BENCH_SECS (3), BENCH_WARMUP (0.5), BENCH_CASES (all but
+# bidi64), BENCH_DEVS (default "/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split").
+# A BENCH_DEVS entry PATH:VARIANT is PATH run in a module configuration of its own; its lines
+# say dev=NAME:VARIANT (NAME the basename of PATH, as the driver prints it). Variants:
+#   /dev/vhost-rs-net:split   vhost-rs with split_workers=1 (RX and TX on workers of their
+#                             own; the parameter is read at VHOST_SET_OWNER, so it is set
+#                             before each such run and put back after it);
+#   /dev/vhost-rs-net:single  vhost-rs with split_workers=0 (one worker, as vhost_net.ko);
+#                             plain /dev/vhost-rs-net means this too, so that the vhost-rs
+#                             column compares like with like.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -15,8 +23,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-3}
 warm=${BENCH_WARMUP:-0.5}
-cases=(${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp})
-devs=(${BENCH_DEVS:-/dev/vhost-net /dev/vhost-rs-net})
+cases=(${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp bidi64})
+devs=(${BENCH_DEVS:-/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split})
 drv=tests/bench/bin/vhost_bench
 failures=0
 
@@ -29,7 +37,7 @@ if ! grep -q '^vhost_rs ' /proc/modules; then
 	insmod ./vhost-rs.ko || echo "bench-warning: insmod vhost-rs.ko failed"
 fi
 for d in "${devs[@]}"; do
-	[ -e "$d" ] || echo "bench-warning: $d missing"
+	[ -e "${d%%:*}" ] || echo "bench-warning: ${d%%:*} missing"
 done
 
 # Both modules again with experimental_zcopytx=$1 (the *zc cases run with 1).
@@ -41,6 +49,22 @@ zcopytx() {
 		v=$(cat /sys/module/$m/parameters/experimental_zcopytx 2>/dev/null)
 		[ "$v" = "$1" ] || echo "bench-warning: $m: experimental_zcopytx is '$v', not $1"
 	done
+}
+
+# vhost-rs's split_workers=$1 (a bool parameter: reads back Y or N). Warns and fails if the
+# write did not take, so that a run is never labelled :split without being one.
+split_default=$(cat /sys/module/vhost_rs/parameters/split_workers 2>/dev/null)
+split_default=${split_default/Y/1}
+split_default=${split_default/N/0}
+split_workers() {
+	local f=/sys/module/vhost_rs/parameters/split_workers v
+	{ echo "$1" >"$f"; } 2>/dev/null
+	v=$(cat "$f" 2>/dev/null)
+	case $1:$v in
+	1:Y | 1:1 | 0:N | 0:0) return 0 ;;
+	esac
+	echo "bench-warning: vhost_rs: split_workers is '$v', not $1"
+	return 1
 }
 
 for ((r = 1; r <= rounds; r++)); do
@@ -56,9 +80,37 @@ for ((r = 1; r <= rounds; r++)); do
 		fi
 		[[ $c == *zc ]] && zcopytx 1
 		for d in "${order[@]}"; do
-			out=$(timeout 60 "$drv" "$d" "$c" "$secs" "$warm" 2>/tmp/bench.err)
+			path=${d%%:*}
+			variant=
+			[[ $d == *:* ]] && variant=${d#*:}
+			# Plain /dev/vhost-rs-net is vhost-rs with one worker per device, as vhost_net.ko
+			# (the report's "vhost-rs" column); :split is the module's default since
+			# 2026-12-07 (RX and TX on workers of their own).
+			[ -z "$variant" ] && [ "$path" = /dev/vhost-rs-net ] && variant=single
+			case $variant in
+			'') ;;
+			split | single)
+				want=1
+				[ "$variant" = single ] && want=0
+				if ! split_workers $want; then
+					failures=$((failures + 1))
+					echo "FAIL round=$r dev=${d##*/} case=$c rc=- split_workers=$want did not take; not run"
+					split_workers "$split_default"
+					continue
+				fi
+				;;
+			*)
+				failures=$((failures + 1))
+				echo "FAIL round=$r dev=${d##*/} case=$c rc=- unknown device variant '$variant'; not run"
+				continue
+				;;
+			esac
+			out=$(timeout 60 "$drv" "$path" "$c" "$secs" "$warm" 2>/tmp/bench.err)
 			rc=$?
-			sed "s/^\(BENCH\|INFO\) /\1 round=$r /" <<<"$out"
+			[ -n "$variant" ] && split_workers "$split_default"
+			# The driver names the device by its path's basename; a variant adds its suffix.
+			sed -e "s/^\(BENCH\|INFO\) /\1 round=$r /" \
+				-e "s/^\(BENCH\|INFO\) round=$r dev=${path##*/} /\1 round=$r dev=${d##*/} /" <<<"$out"
 			if [ "$rc" != 0 ]; then
 				failures=$((failures + 1))
 				echo "FAIL round=$r dev=${d##*/} case=$c rc=$rc $(tr '\n' ' ' </tmp/bench.err)"

@@ -4,7 +4,7 @@
  * fake guest set up as QEMU sets it up (tests/guest.h).
  *
  * Usage: vhost_bench DEV CASE [SECONDS [WARMUP_SECONDS]]   (default 3 and 0.5)
- *   CASE: tx64 tx1500 tx64k tx64kraw tx64kzc rx64 rx1500 rr64 rr64bp
+ *   CASE: tx64 tx1500 tx64k tx64kraw tx64kzc rx64 rx1500 rr64 rr64bp bidi64
  *
  * Setup, every case: a private network namespace; a tap (IFF_TAP | IFF_NO_PI |
  * IFF_VNET_HDR, vnet header 12, TUNSETOFFLOAD CSUM|TSO4|TSO6 as QEMU does for a
@@ -42,6 +42,12 @@
  *          experimental_zcopytx=1, so tx64kzc / tx64kraw is zero-copy against copy.
  *   rr64bp rr64 with both queues busy polling 50 us (VHOST_SET_VRING_BUSYLOOP_TIMEOUT,
  *          QEMU's poll-us=50) when they run out of work.
+ *   bidi64 tx64 and rx64 at once on the one device, over one window: the RX backlog
+ *          is queued first, as for rx64, then the RX backend is attached and the
+ *          guest starts keeping the TX ring full; one guest loop serves both rings
+ *          (see run_bidi). Counted: TX used entries and RX frames landed in the
+ *          window, each per second, and their sum. RX frames are checked byte for
+ *          byte; every TX chain must come back and reach the tap interface.
  *
  * Output: one line per measurement, key=value:
  *   BENCH dev=NAME case=CASE metric=M value=V unit=U [more=...]
@@ -71,6 +77,7 @@
 #define NBIG		32
 #define STALL_MS	2000
 #define RX_QLEN		32767	/* the most tx_queue_len takes (S16_MAX) */
+#define INJECT_SEED	3	/* make_frame() seed of the injected (RX) frames */
 
 static struct guest G;
 static const char *devname_;
@@ -441,7 +448,7 @@ static void *inject_main(void *arg)
 	struct iovec iov = { fr, in->flen };
 	unsigned int i;
 
-	make_frame(fr, in->flen, 3);
+	make_frame(fr, in->flen, INJECT_SEED);
 	memset(m, 0, sizeof(m));
 	for (i = 0; i < 64; i++) {
 		m[i].msg_hdr.msg_name = &sll;
@@ -469,9 +476,12 @@ static void rx_post(struct vr *vr, int n)
 	}
 }
 
-/* Reaps RX used entries, checks their length, reposts and kicks as needed. */
-static unsigned int rx_reap(struct vr *vr, size_t flen, unsigned long long *bad,
-			    unsigned long long *kicks)
+/*
+ * Reaps RX used entries, checks their length (and, if @want, their bytes against it), reposts
+ * and kicks as needed.
+ */
+static unsigned int rx_reap(struct vr *vr, size_t flen, const uint8_t *want,
+			    unsigned long long *bad, unsigned long long *kicks)
 {
 	uint16_t old = vr->avail_idx;
 	unsigned int got = 0;
@@ -481,7 +491,8 @@ static unsigned int rx_reap(struct vr *vr, size_t flen, unsigned long long *bad,
 	while ((r = vr_get_used(vr, &id, &len)) == 1) {
 		struct virtio_net_hdr_mrg_rxbuf *h = (void *)g_hva(&G, RX_GPA + id * RXBUF, NULL);
 
-		if (len != HDR_LEN + flen || h->num_buffers != 1)
+		if (len != HDR_LEN + flen || h->num_buffers != 1 ||
+		    (want && memcmp((uint8_t *)h + HDR_LEN, want, flen)))
 			(*bad)++;
 		got++;
 	}
@@ -506,28 +517,21 @@ static void tap_set_txqlen(struct tap *t, int qlen)
 }
 
 /*
- * RX: a backlog of frames is queued in the tap (two injector threads, RX backend not
- * attached yet, so vhost does nothing meanwhile), then the RX backend is attached and vhost
- * alone moves the backlog into guest buffers. Timed from WARMUP after the attach for
- * SECONDS, or until 256 frames are left; then the backend is detached and the rest read
- * from the tap, so that every frame is accounted for: vhost's RX path is the only busy party (the guest sleeps, waking every 64 frames).
+ * Queues a backlog of @flen-byte frames in the tap with two injector threads, for @secs or
+ * until tun's queue is nearly full; the RX backend must not be attached, so that vhost does
+ * nothing meanwhile. Returns how many were queued (*fill_secs: how long it took); dies if tun
+ * dropped any (counted from @s0, the tap's counters before) or if fewer than 1024 were queued.
  */
-static int run_rx(struct bench *b, size_t flen, double dur, double warm)
+static unsigned long long rx_backlog(struct bench *b, size_t flen, double secs,
+				     const struct ifstats *s0, double *fill_secs)
 {
 	struct injector in[2] = { { .ifindex = b->tap.ifindex, .flen = flen },
 				  { .ifindex = b->tap.ifindex, .flen = flen } };
-	struct vhost_vring_file bf = { .index = 0, .fd = b->tap.fd };
-	unsigned long long landed = 0, bad = 0, kicks = 0, calls = 0, n, base = 0, win = 0;
-	unsigned long long drop0, rest = 0;
-	struct ifstats s0, s1;
-	double t, t_fill, t_attach, t_start = 0, tm = 0, t_last;
-	bool kicked = false;
-	int one = 1, i, ret = 0;
+	unsigned long long n, drop0;
+	struct ifstats s1;
+	double t_fill;
+	int one = 1, i;
 
-	tap_set_txqlen(&b->tap, RX_QLEN);
-	rx_post(&b->rx, VR_NUM);
-	publish_kick(&b->rx, 0, &kicks);	/* no backend yet: vhost ignores it, as QEMU's early kick */
-	s0 = if_stats(b->tap.name);
 	for (i = 0; i < 2; i++) {
 		in[i].sock = pkt_sender_open();
 		if (in[i].sock < 0)
@@ -539,7 +543,7 @@ static int run_rx(struct bench *b, size_t flen, double dur, double warm)
 	}
 	/* Fill for as long as the measurement should last (vhost drains faster than we fill). */
 	t_fill = now_s();
-	while (now_s() < t_fill + dur + warm &&
+	while (now_s() < t_fill + secs &&
 	       atomic_load(&in[0].sent) + atomic_load(&in[1].sent) < RX_QLEN - 1024)
 		sleep_ms(5);
 	for (i = 0; i < 2; i++) {
@@ -547,18 +551,43 @@ static int run_rx(struct bench *b, size_t flen, double dur, double warm)
 		pthread_join(in[i].th, NULL);
 		close(in[i].sock);
 	}
-	t_fill = now_s() - t_fill;
+	*fill_secs = now_s() - t_fill;
 	n = atomic_load(&in[0].sent) + atomic_load(&in[1].sent);
 	s1 = if_stats(b->tap.name);
-	drop0 = s1.tx_drop - s0.tx_drop;
+	drop0 = s1.tx_drop - s0->tx_drop;
 	if (drop0 || n < 1024)
 		die("backlog: %llu frames queued, %llu dropped by tun", n - drop0, drop0);
+	return n;
+}
+
+/*
+ * RX: a backlog of frames is queued in the tap (two injector threads, RX backend not
+ * attached yet, so vhost does nothing meanwhile), then the RX backend is attached and vhost
+ * alone moves the backlog into guest buffers. Timed from WARMUP after the attach for
+ * SECONDS, or until 256 frames are left; then the backend is detached and the rest read
+ * from the tap, so that every frame is accounted for: vhost's RX path is the only busy party (the guest sleeps, waking every 64 frames).
+ */
+static int run_rx(struct bench *b, size_t flen, double dur, double warm)
+{
+	struct vhost_vring_file bf = { .index = 0, .fd = b->tap.fd };
+	unsigned long long landed = 0, bad = 0, kicks = 0, calls = 0, n, base = 0, win = 0;
+	unsigned long long rest = 0;
+	struct ifstats s0, s1;
+	double t, t_fill, t_attach, t_start = 0, tm = 0, t_last;
+	bool kicked = false;
+	int ret = 0;
+
+	tap_set_txqlen(&b->tap, RX_QLEN);
+	rx_post(&b->rx, VR_NUM);
+	publish_kick(&b->rx, 0, &kicks);	/* no backend yet: vhost ignores it, as QEMU's early kick */
+	s0 = if_stats(b->tap.name);
+	n = rx_backlog(b, flen, dur + warm, &s0, &t_fill);
 
 	if (ioctl(b->vfd, VHOST_NET_SET_BACKEND, &bf) < 0)
 		die("NET_SET_BACKEND 0: %s", strerror(errno));
 	t_attach = t_last = now_s();
 	for (;;) {
-		unsigned int got = rx_reap(&b->rx, flen, &bad, &kicks);
+		unsigned int got = rx_reap(&b->rx, flen, NULL, &bad, &kicks);
 		uint16_t posted;
 
 		landed += got;
@@ -612,7 +641,7 @@ static int run_rx(struct bench *b, size_t flen, double dur, double warm)
 	if (ioctl(b->vfd, VHOST_NET_SET_BACKEND, &bf) < 0)
 		die("NET_SET_BACKEND 0 -1: %s", strerror(errno));
 	t = now_s();
-	landed += rx_reap(&b->rx, flen, &bad, &kicks);
+	landed += rx_reap(&b->rx, flen, NULL, &bad, &kicks);
 	for (;;) {
 		static uint8_t rb[70000];
 		ssize_t r = read(b->tap.fd, rb, sizeof(rb));
@@ -636,6 +665,207 @@ static int run_rx(struct bench *b, size_t flen, double dur, double warm)
 	if (bad || landed + rest != n) {
 		fprintf(stderr, "vhost_bench: %s %s: %llu frames queued, %llu landed in the guest, "
 			"%llu left in the tap, %llu bad\n", devname_, case_name, n, landed, rest, bad);
+		ret = 1;
+	}
+	return ret;
+}
+
+/* ---- both directions at once --------------------------------------------------------------- */
+
+/*
+ * bidi64: TX and RX on the one device at the same time, over one window.
+ *
+ * RX keeps run_rx's method: the backlog is queued in the tap first (RX backend detached), then
+ * the RX backend is attached and the guest starts keeping the TX ring full, both at once. So
+ * within the window vhost always has work on both queues (a backlog in tun's queue, a full TX
+ * ring), and vhost's worker(s) are the only busy parties: no injector competes with them for
+ * the two CPUs. With concurrent injectors instead, the RX figure would be the injectors' (they
+ * could not outrun vhost even on rx64 alone), and they would take CPU time from the very
+ * workers this case compares: one worker for both queues (vhost_net.ko, vhost-rs) against one
+ * each (vhost-rs with split_workers=1). The window ends as in run_rx (SECONDS after WARMUP,
+ * or just before the backlog runs out), and TX is counted over exactly the same window.
+ *
+ * One guest loop serves both rings, as one vCPU's NAPI would: TX as run_tx (refill, kick when
+ * EVENT_IDX asks, interrupt 3/4 into the pending chains), RX as run_rx (interrupt a quarter
+ * into the posted buffers, repost); it sleeps on both call eventfds until either is due.
+ *
+ * Checked: RX frames land whole and byte for byte as injected, and every queued frame is
+ * either landed or read back from the tap afterwards; every TX chain comes back, and the tap
+ * interface received as many frames as TX completed. No progress on either queue for
+ * STALL_MS fails the case (RX: after one rescue kick, as run_rx).
+ */
+static int run_bidi(struct bench *b, size_t flen, double dur, double warm)
+{
+	static uint8_t fr[2048], want[2048];
+	struct virtio_net_hdr_mrg_rxbuf h = { 0 };
+	struct vhost_vring_file bf = { .index = 0, .fd = b->tap.fd };
+	unsigned long long n, landed = 0, rest = 0, bad = 0, tx_done = 0, stalls = 0;
+	unsigned long long rx_base = 0, tx_base = 0, rx_win = 0, tx_win = 0;
+	unsigned long long tx_kicks = 0, rx_kicks = 0, tx_calls = 0, rx_calls = 0;
+	struct ifstats s0, s1;
+	double t, t_fill, t_attach, t_start = 0, tm = 0, t_rx_last, t_tx_last;
+	bool rx_kicked = false;
+	unsigned int i;
+	int ret = 0;
+
+	make_frame(fr, flen, 0);
+	for (i = 0; i < VR_NUM; i++) {
+		g_write(&G, TX_SMALL_GPA + i * RXBUF, &h, HDR_LEN);
+		g_write(&G, TX_SMALL_GPA + i * RXBUF + HDR_LEN, fr, flen);
+	}
+	make_frame(want, flen, INJECT_SEED);
+	tap_set_txqlen(&b->tap, RX_QLEN);
+	rx_post(&b->rx, VR_NUM);
+	publish_kick(&b->rx, 0, &rx_kicks);
+	s0 = if_stats(b->tap.name);
+	n = rx_backlog(b, flen, dur + warm, &s0, &t_fill);
+
+	if (ioctl(b->vfd, VHOST_NET_SET_BACKEND, &bf) < 0)
+		die("NET_SET_BACKEND 0: %s", strerror(errno));
+	t_attach = t_rx_last = t_tx_last = now_s();
+	for (;;) {
+		uint16_t old = b->tx.avail_idx, tx_pend, rx_posted;
+		unsigned long long tx_was = tx_done;
+		unsigned int got;
+		uint32_t id, len;
+		int r;
+
+		/* TX: refill the ring completely; interrupt when 3/4 of it is done. */
+		while (b->tx.nfree) {
+			uint16_t hd = next_head(&b->tx);
+
+			push_avail(&b->tx, add_one(&b->tx, TX_SMALL_GPA + hd * RXBUF, HDR_LEN + flen,
+						   false));
+		}
+		publish_kick(&b->tx, old, &tx_kicks);
+		tx_pend = b->tx.avail_idx - b->tx.last_used;
+		vr_set_used_event(&b->tx, b->tx.last_used + tx_pend * 3 / 4);
+		/* RX: interrupt when a quarter of the posted buffers is used. */
+		rx_posted = b->rx.avail_idx - b->rx.last_used;
+		vr_set_used_event(&b->rx, b->rx.last_used + rx_posted / 4);
+		if (vr_used_pending(&b->tx) <= tx_pend * 3 / 4u &&
+		    vr_used_pending(&b->rx) <= rx_posted / 4u) {
+			struct pollfd p[2] = { { .fd = b->tx.call, .events = POLLIN },
+					       { .fd = b->rx.call, .events = POLLIN } };
+
+			poll(p, 2, 50);
+		}
+		tx_calls += vr_take_calls(&b->tx);
+		rx_calls += vr_take_calls(&b->rx);
+		while ((r = vr_get_used(&b->tx, &id, &len)) == 1)
+			tx_done++;
+		if (r < 0)
+			die("TX used element id %u not a posted head", id);
+		got = rx_reap(&b->rx, flen, want, &bad, &rx_kicks);
+		landed += got;
+		t = now_s();
+		if (tx_done != tx_was)
+			t_tx_last = t;
+		if (got)
+			t_rx_last = t;
+		if (!t_start && t >= t_attach + warm && landed >= 256) {
+			rx_base = landed;
+			tx_base = tx_done;
+			t_start = t;
+		}
+		if (!t_start && landed >= n - 256) {
+			fprintf(stderr, "vhost_bench: %s %s: backlog of %llu gone before the warm-up "
+				"ended\n", devname_, case_name, n);
+			ret = 1;
+			break;
+		}
+		/* One window for both: the time limit, or just before the RX backlog runs out. */
+		if (t_start && (t >= t_start + dur || landed >= n - 256)) {
+			rx_win = landed - rx_base;
+			tx_win = tx_done - tx_base;
+			tm = t - t_start;
+			break;
+		}
+		/* The TX ring is never empty here: no used entry for this long is a stall. */
+		if (t - t_tx_last > STALL_MS / 1000.0) {
+			stalls++;
+			fprintf(stderr, "vhost_bench: %s %s: TX stall: no used entry for %d ms "
+				"(avail %u, used %u, avail_event %u; RX landed %llu of %llu)\n", devname_,
+				case_name, STALL_MS, b->tx.avail_idx, vr_used_idx(&b->tx),
+				vr_avail_event(&b->tx), landed, n);
+			ret = 1;
+			break;
+		}
+		if (t - t_rx_last > STALL_MS / 1000.0) {
+			stalls++;
+			if (rx_kicked) {
+				fprintf(stderr, "vhost_bench: %s %s: RX stall: %llu of %llu frames landed, "
+					"none for %d ms even after a kick (avail %u, used %u; TX completed "
+					"%llu)\n", devname_, case_name, landed, n, STALL_MS,
+					b->rx.avail_idx, vr_used_idx(&b->rx), tx_done);
+				ret = 1;
+				break;
+			}
+			fprintf(stderr, "vhost_bench: %s %s: RX: %llu of %llu frames landed, none for %d ms "
+				"(%s); kicking\n", devname_, case_name, landed, n, STALL_MS,
+				landed ? "stalled" : "attaching the backend to a non-empty tap did not start RX");
+			vr_kick(&b->rx);
+			rx_kicked = true;
+			ret = 1;
+			t_rx_last = t;
+		}
+	}
+	/* Detach RX (vhost finishes what it is doing) and count what landed. */
+	bf.fd = -1;
+	if (ioctl(b->vfd, VHOST_NET_SET_BACKEND, &bf) < 0)
+		die("NET_SET_BACKEND 0 -1: %s", strerror(errno));
+	t = now_s();
+	landed += rx_reap(&b->rx, flen, want, &bad, &rx_kicks);
+	/* Drain TX: every posted chain must come back. */
+	{
+		double end = now_s() + STALL_MS / 1000.0;
+		uint32_t id, len;
+
+		vr_set_used_event(&b->tx, b->tx.avail_idx - 1);
+		while (b->tx.avail_idx != b->tx.last_used && now_s() < end) {
+			while (vr_get_used(&b->tx, &id, &len) == 1)
+				tx_done++;
+			sleep_ms(1);
+		}
+	}
+	/* The rest of the backlog, read from the tap ourselves. */
+	for (;;) {
+		static uint8_t rb[70000];
+		ssize_t r = read(b->tap.fd, rb, sizeof(rb));
+
+		if (r < 0)
+			break;
+		if ((size_t)r != HDR_LEN + flen || memcmp(rb + HDR_LEN, want, flen))
+			bad++;
+		rest++;
+	}
+	s1 = if_stats(b->tap.name);
+	if (tm > 0) {
+		emit("bidi_tx_pps", tx_win / tm, "pkt/s");
+		emit("bidi_rx_pps", rx_win / tm, "pkt/s");
+		emit("bidi_pps", (tx_win + rx_win) / tm, "pkt/s");
+	}
+	printf("INFO dev=%s case=%s frame=%zu backlog=%llu fill_secs=%.3f landed=%llu timed_rx=%llu "
+	       "left_in_tap=%llu tap_tx=%llu tap_tx_drop=%llu bad=%llu completed=%llu timed_tx=%llu "
+	       "tap_rx=%llu tap_rx_drop=%llu inflight_left=%u kicks_tx=%llu kicks_rx=%llu "
+	       "calls_tx=%llu calls_rx=%llu stalls=%llu secs=%.3f attached_secs=%.3f\n", devname_,
+	       case_name, flen, n, t_fill, landed, rx_win, rest, s1.tx_pkts - s0.tx_pkts,
+	       s1.tx_drop - s0.tx_drop, bad, tx_done, tx_win, s1.rx_pkts - s0.rx_pkts,
+	       s1.rx_drop - s0.rx_drop, (uint16_t)(b->tx.avail_idx - b->tx.last_used), tx_kicks,
+	       rx_kicks, tx_calls, rx_calls, stalls, tm, t - t_attach);
+	if (bad || landed + rest != n) {
+		fprintf(stderr, "vhost_bench: %s %s: %llu frames queued, %llu landed in the guest, "
+			"%llu left in the tap, %llu bad\n", devname_, case_name, n, landed, rest, bad);
+		ret = 1;
+	}
+	if (b->tx.avail_idx != b->tx.last_used) {
+		fprintf(stderr, "vhost_bench: %s %s: %u TX chains never came back\n", devname_,
+			case_name, (uint16_t)(b->tx.avail_idx - b->tx.last_used));
+		ret = 1;
+	}
+	if (s1.rx_pkts - s0.rx_pkts != tx_done) {
+		fprintf(stderr, "vhost_bench: %s %s: %llu TX chains completed, %llu frames reached "
+			"the tap interface\n", devname_, case_name, tx_done, s1.rx_pkts - s0.rx_pkts);
 		ret = 1;
 	}
 	return ret;
@@ -744,7 +974,7 @@ static int run_rr(struct bench *b, size_t flen, double dur, double warm)
 			ret = 1;
 			break;
 		}
-		rx_reap(&b->rx, flen, &bad, &kicks);
+		rx_reap(&b->rx, flen, NULL, &bad, &kicks);
 		if (started) {
 			trans++;
 			if (nlat < sizeof(lat) / sizeof(lat[0]))
@@ -781,8 +1011,8 @@ int main(int argc, char **argv)
 	int r;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s DEV tx64|tx1500|tx64k|tx64kraw|tx64kzc|rx64|rx1500|rr64|rr64bp "
-			"[SECONDS [WARMUP]]\n",
+		fprintf(stderr, "usage: %s DEV tx64|tx1500|tx64k|tx64kraw|tx64kzc|rx64|rx1500|rr64|rr64bp|"
+			"bidi64 [SECONDS [WARMUP]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -802,7 +1032,8 @@ int main(int argc, char **argv)
 		die("guest memory: %s", strerror(-r));
 	if (!strcmp(case_name, "rr64bp"))
 		busyloop_us = 50;
-	bench_open(&b, argv[1], strncmp(case_name, "rx", 2) != 0);
+	/* rx* and bidi64 attach the RX backend themselves, once the backlog is queued. */
+	bench_open(&b, argv[1], strncmp(case_name, "rx", 2) && strcmp(case_name, "bidi64"));
 	raw_big = !strcmp(case_name, "tx64kraw") || !strcmp(case_name, "tx64kzc");
 	if (!strcmp(case_name, "tx64"))
 		r = run_tx(&b, 64, dur, warm);
@@ -816,6 +1047,8 @@ int main(int argc, char **argv)
 		r = run_rx(&b, 1514, dur, warm);
 	else if (!strcmp(case_name, "rr64") || !strcmp(case_name, "rr64bp"))
 		r = run_rr(&b, 64, dur, warm);
+	else if (!strcmp(case_name, "bidi64"))
+		r = run_bidi(&b, 64, dur, warm);
 	else
 		die("unknown case");
 	bench_close(&b);
