@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The generic vhost device, as `drivers/vhost/vhost.c` (Linux 7.3): the owner, the memory
-//! table, the dirty log, the virtqueues with their kick polls, the vring ioctls, and the
-//! worker with its pending work. It knows no socket and no net feature: a device type (the
-//! net device, net.rs) wraps each [`Vq`] in a queue of its own ([`DevQueue`]), says when
-//! that queue is active (`vq->private_data` in C), and runs the work the polls note.
+//! table, the dirty log, the virtqueues with their kick polls and locks, the vring ioctls, and
+//! the workers with their pending work and ioctls. It knows no socket and no net feature: a
+//! device type (the net device, net.rs) wraps each [`Vq`] in a queue of its own
+//! ([`DevQueue`]), says when that queue is active (`vq->private_data` in C), and runs the
+//! work the polls note.
 //! Functions are named after their C counterparts, errno values are theirs.
 
 use crate::{
@@ -827,7 +828,7 @@ impl<'a, Q: DevQueue, const N: usize> Dev<'a, Q, N> {
         self.st.check_owner()
     }
 
-    /// `vhost_dev_set_owner()` without the worker (the device starts it): the caller's
+    /// `vhost_dev_set_owner()` without the workers (the device starts them): the caller's
     /// address space becomes the owner's, and each queue gets its arrays (`heads` used
     /// elements) and its kick poll, which wakes `target` with `kick_bit(i)`. All or nothing.
     ///
@@ -1028,7 +1029,7 @@ impl<'a, Q: DevQueue, const N: usize> Dev<'a, Q, N> {
     }
 
     fn set_fork_owner(&mut self, arg: u64) -> Result {
-        // Only before there is an owner: the worker is created with the owner.
+        // Only before there is an owner: the workers are created with the owner.
         if self.has_owner() {
             return Err(EBUSY);
         }
