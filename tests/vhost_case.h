@@ -609,10 +609,11 @@ static inline void note_errno(char *list, size_t n, int e)
 /* ---- the worker thread and our counters ---------------------------------------------- */
 
 /*
- * All the worker threads of owner @pid: "vhost-PID", and "vhost-PID-N" of ours with more than
- * one worker (split_workers: TX on worker 1). Up to @max tids into @tids; returns how many.
+ * Worker threads of owner @pid: "vhost-PID", and unless @first_only "vhost-PID-N" too (ours
+ * with more than one worker: split_workers puts TX on worker 1). Up to @max tids into @tids;
+ * returns how many.
  */
-static inline int worker_tids(pid_t pid, int *tids, int max)
+static inline int find_workers(pid_t pid, bool first_only, int *tids, int max)
 {
 	char path[320], comm[32], want[32];
 	struct dirent *e;
@@ -635,7 +636,7 @@ static inline int worker_tids(pid_t pid, int *tids, int max)
 		if (!f)
 			continue;
 		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, want, k) &&
-		    (comm[k] == '\n' || comm[k] == '-'))
+		    (comm[k] == '\n' || (!first_only && comm[k] == '-')))
 			tids[n++] = atoi(e->d_name);
 		fclose(f);
 	}
@@ -643,34 +644,18 @@ static inline int worker_tids(pid_t pid, int *tids, int max)
 	return n;
 }
 
-/* The worker thread of owner @pid ("vhost-PID"): its tid, or -1. */
+/* All the worker threads of owner @pid (see find_workers()). */
+static inline int worker_tids(pid_t pid, int *tids, int max)
+{
+	return find_workers(pid, false, tids, max);
+}
+
+/* The worker thread of owner @pid ("vhost-PID", RX's with split workers): its tid, or -1. */
 static inline int worker_tid(pid_t pid)
 {
-	char path[320], comm[32], want[32];
-	struct dirent *e;
-	DIR *d;
 	int tid = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	snprintf(want, sizeof(want), "vhost-%d\n", pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want))
-			tid = atoi(e->d_name);
-		fclose(f);
-	}
-	closedir(d);
-	return tid;
+	return find_workers(pid, true, &tid, 1) ? tid : -1;
 }
 
 /* Whether @d is our device (the C one has no counters). */

@@ -222,35 +222,16 @@ static long thread_ticks(pid_t pid, int tid)
  * with more than one worker: TX polls on worker 1 with split_workers), in clock ticks, or -1
  * without any.
  */
+#define MAX_WORKERS_SEEN 16
 static long workers_ticks(pid_t pid)
 {
-	char path[320], comm[32], want[32];
-	struct dirent *e;
+	int tids[MAX_WORKERS_SEEN], n, i;
 	long sum = -1, t;
-	size_t n;
-	DIR *d;
 
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	n = snprintf(want, sizeof(want), "vhost-%d", pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, want, n) &&
-		    (comm[n] == '\n' || comm[n] == '-') &&
-		    (t = thread_ticks(pid, atoi(e->d_name))) >= 0)
+	n = worker_tids(pid, tids, MAX_WORKERS_SEEN);
+	for (i = 0; i < n; i++)
+		if ((t = thread_ticks(pid, tids[i])) >= 0)
 			sum = (sum < 0 ? 0 : sum) + t;
-		fclose(f);
-	}
-	closedir(d);
 	return sum;
 }
 
