@@ -371,7 +371,7 @@ def split_workers(ev, pid):
 def progress(pid, dev):
     """For a guest that takes long: its QEMU's CPU time and, over our device, the queues'
     packets, kicks and calls, which say whether the guest, the device or neither moves."""
-    cpu = cpu_ticks(pid)
+    cpu = cpu_ticks(pid, whole=True)
     out = f"; QEMU CPU {(cpu or 0) / os.sysconf('SC_CLK_TCK'):.0f} s"
     fdinfo = qemu_evidence(pid, dev).get("fdinfo") or ""
     for line in fdinfo.splitlines():
@@ -385,10 +385,12 @@ def progress(pid, dev):
     return out
 
 
-def cpu_ticks(tid):
-    """utime + stime of a task, in clock ticks (None once it is gone)."""
+def cpu_ticks(tid, whole=False):
+    """utime + stime of one thread (or with `whole` of its process), in clock ticks (None once
+    it is gone). A thread's own is under task/: /proc/TID/stat counts the whole process
+    (QEMU's, for a vhost_task worker)."""
     try:
-        with open(f"/proc/{tid}/stat") as f:
+        with open(f"/proc/{tid}/stat" if whole else f"/proc/{tid}/task/{tid}/stat") as f:
             s = f.read()
         fields = s[s.rindex(")") + 2:].split()
         return int(fields[11]) + int(fields[12])
@@ -662,7 +664,7 @@ def run_once(a, payload, attempt, kill=False):
                 # only opened it; virtio_net is loaded by init.sh), so this is nested KVM
                 # again, hanging instead of failing. How busy L2's QEMU was says which way.
                 res["boot_hang"] = True
-                cpu = cpu_ticks(p.pid)
+                cpu = cpu_ticks(p.pid, whole=True)
                 log(f"{name}: L2 did not reach /init in {a.boot_timeout} s (QEMU used "
                     f"{(cpu or 0) / os.sysconf('SC_CLK_TCK'):.0f} s of CPU; no console "
                     f"output); killing this boot")
