@@ -6,15 +6,18 @@
 # be a timed test there), then ONE scripts/vm.sh run of tests/bench/run_vm.sh, which loads
 # both modules and runs BENCH_ROUNDS rounds of every case against both devices (ABBA).
 # On the host, tests/bench/report.py computes per case the median and min–max per device and
-# the ratio ours ÷ C of the medians, writes bench/results/latest.{md,csv,png} (and the raw
-# log latest.log) and prints the table.
+# the ratio ours ÷ C of the medians (and packed ÷ split, split ÷ single for vhost-rs), writes
+# bench/results/latest.{md,csv,png} (and the raw log latest.log) and prints the table.
 #
 # Environment: BENCH_ROUNDS (5), BENCH_SECS (3), BENCH_WARMUP (0.5), BENCH_CASES
 # (tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp bidi64; bidi64 is TX and RX at
-# once), BENCH_DEVS (/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split: vhost-rs with
-# one worker per device, as vhost_net.ko, and with split_workers=1, its default, RX and TX
-# on workers of their own; see tests/bench/run_vm.sh), e.g.
+# once), BENCH_DEVS (/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split
+# /dev/vhost-rs-net:packed: vhost-rs with one worker per device, as vhost_net.ko; with
+# split_workers=1, its default, RX and TX on workers of their own; and the same over packed
+# virtqueues, which vhost_net.ko lacks (its runs stay split); :single,packed is packed with
+# one worker; see tests/bench/run_vm.sh), e.g.
 #   BENCH_CASES="bidi64 tx64 rx64" make bench
+#   BENCH_DEVS="/dev/vhost-rs-net:split /dev/vhost-rs-net:packed" make bench
 # The figures are TCG + debug-kernel figures: only the ratios mean something.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +33,7 @@ warm=${BENCH_WARMUP:-0.5}
 cases=${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp bidi64}
 # Unset: run_vm.sh's default (vm.sh passes only VHOST_RS_* on, so it goes on the command line).
 devs=${BENCH_DEVS:-}
-ndevs=3
+ndevs=4
 [ -z "$devs" ] || ndevs=$(wc -w <<<"$devs")
 
 "$here/setup.sh"

@@ -17,7 +17,12 @@ back to back in each round, so a round's ratio is a paired comparison).
 If the log also holds dev=vhost-rs-net:split (vhost-rs with split_workers=1, see
 tests/bench/run_vm.sh), the table gains its columns and its ratio against C, and a
 section gives split / single (vhost-rs) per case: the median and range of the per-round
-paired ratios. Without it the output is that of the two devices alone.
+paired ratios. Likewise dev=vhost-rs-net:packed (packed virtqueues, split_workers=1): its
+columns, its ratio against C (vhost_net.ko has no packed ring: C stays split), and a
+section packed / split (vhost-rs, same workers); and dev=vhost-rs-net:single,packed
+(packed, one worker): its columns, ratio, and packed / split against plain vhost-rs.
+A line's ring=packed (vhost_bench --packed) counts as the variant word packed. Without
+these devices the output is that of the two devices alone.
 Prints the markdown table on stdout.
 """
 import argparse
@@ -31,6 +36,34 @@ import sys
 
 OURS, REF = "vhost-rs-net", "vhost-net"
 SPLIT = OURS + ":split"  # vhost-rs with split_workers=1: an optional third device
+PACKED = OURS + ":packed"  # packed virtqueues, split_workers=1 (= :split,packed)
+PACKED1 = OURS + ":single,packed"  # packed virtqueues, one worker
+# Optional devices beside the two, in column order:
+# (tag, dev, column name, ratio name, legend of the plot)
+EXTRAS = [
+    ("split", SPLIT, "vhost-rs split", "split", "vhost-rs, split_workers=1"),
+    ("packed", PACKED, "vhost-rs packed", "packed", "vhost-rs packed, split_workers=1"),
+    ("packed1", PACKED1, "vhost-rs packed, one worker", "packed single",
+     "vhost-rs packed, one worker"),
+]
+# Paired sections, a device against another that ran in the same rounds:
+# (tag, numerator tag, denominator tag, heading, text, column header)
+PAIRS = [
+    ("split_vs_ours", "split", "ours", "Split workers against one worker (vhost-rs)",
+     "vhost-rs with split_workers=1 ÷ vhost-rs with one worker for both queues, per case: "
+     "the median of the per-round ratios (each round ran both back to back) and their range. "
+     "Above 1 = split faster, except for latency.", "split ÷ single"),
+    ("packed_vs_split", "packed", "split",
+     "Packed ring against split ring (vhost-rs, same workers)",
+     "vhost-rs over packed virtqueues ÷ vhost-rs over split ones, both with split_workers=1, "
+     "per case: the median of the per-round ratios (each round ran both back to back) and "
+     "their range. Above 1 = packed faster, except for latency.", "packed ÷ split"),
+    ("packed1_vs_ours", "packed1", "ours",
+     "Packed ring against split ring (vhost-rs, one worker)",
+     "vhost-rs over packed virtqueues ÷ vhost-rs over split ones, both with one worker for "
+     "both queues, per case: the median of the per-round ratios (each round ran both back to "
+     "back) and their range. Above 1 = packed faster, except for latency.", "packed ÷ split"),
+]
 # (case, metric, label, higher is better)
 ROWS = [
     ("tx64", "pps", "TX 64 B", True),
@@ -55,6 +88,18 @@ OPTIONAL_CASES = {"bidi64"}
 
 def kv(line):
     return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+def canon(d):
+    """The device of a BENCH line: its dev, with the variant words of a packed vhost-rs in
+    one order (:packed,split is :packed) and ring=packed as the word packed."""
+    base, _, variant = d["dev"].partition(":")
+    words = set(variant.split(",")) - {""}
+    if d.get("ring") == "packed":
+        words.add("packed")
+    if base == OURS and "packed" in words:
+        return PACKED1 if "single" in words else PACKED
+    return d["dev"]
 
 
 def fmt(v):
@@ -97,17 +142,21 @@ def plot_two(plt, results, env, path):
     fig.savefig(path, dpi=100)
 
 
-def plot_split(plt, results, env, path):
-    """The ratios to C of both vhost-rs variants, two bars per row."""
-    rs = [r for r in results if r["ratio"] is not None or r["split_ratio"] is not None]
+def plot_extras(plt, results, env, extras, path):
+    """The ratios to C of vhost-rs and of each of its variants in the log, a bar each per row."""
+    series = [("ratio", "round_ratio_min", "round_ratio_max", "vhost-rs", None)]
+    for (tag, _, _, _, legend), hatch in zip(extras, ("//", "xx", "..")):
+        series.append((tag + "_ratio", tag + "_round_ratio_min", tag + "_round_ratio_max",
+                       legend, hatch))
+    rs = [r for r in results if any(r[key] is not None for key, *_ in series)]
     from matplotlib.patches import Patch
 
-    fig, ax = plt.subplots(figsize=(10, 0.7 * len(rs) + 1.8))
+    n = len(series)
+    step = 0.4 if n == 2 else 0.8 / n
+    fig, ax = plt.subplots(figsize=(10, 0.35 * n * len(rs) + 1.8))
     ys = list(range(len(rs)))[::-1]
-    for key, lo_key, hi_key, off, name, hatch in (
-            ("ratio", "round_ratio_min", "round_ratio_max", 0.2, "vhost-rs", None),
-            ("split_ratio", "split_round_ratio_min", "split_round_ratio_max", -0.2,
-             "vhost-rs split", "//")):
+    for i, (key, lo_key, hi_key, name, hatch) in enumerate(series):
+        off = step * ((n - 1) / 2 - i)
         pts = [(y, r) for y, r in zip(ys, rs) if r[key] is not None]
         if not pts:
             continue
@@ -116,7 +165,7 @@ def plot_split(plt, results, env, path):
                [(r[hi_key] if r[hi_key] is not None else r[key]) - r[key] for _, r in pts]]
         colors = ["tab:green" if (r[key] >= 1 if r["higher_is_better"] else r[key] <= 1)
                   else "tab:red" for _, r in pts]
-        ax.barh([y + off for y, _ in pts], rat, height=0.38, xerr=err, color=colors,
+        ax.barh([y + off for y, _ in pts], rat, height=step * 0.95, xerr=err, color=colors,
                 alpha=0.8, capsize=2, hatch=hatch, edgecolor="black", linewidth=0.3)
         for (y, r), v in zip(pts, rat):
             top = r[hi_key] if r[hi_key] is not None else v
@@ -127,11 +176,12 @@ def plot_split(plt, results, env, path):
     ax.set_yticklabels([r["label"] + ("" if r["higher_is_better"] else " (lower better)")
                         for r in rs])
     ax.set_xlabel("÷ vhost-net (median; bars: range of per-round ratios)")
-    ax.set_title(f"vhost-rs, one worker and split, vs vhost_net.ko — TCG + debug kernel, "
+    what = ("one worker and split" if [e[0] for e in extras] == ["split"]
+            else "one worker and " + ", ".join(e[3] for e in extras))
+    ax.set_title(f"vhost-rs, {what}, vs vhost_net.ko — TCG + debug kernel, "
                  f"{env.get('rounds', '?')} rounds", fontsize=10)
-    ax.legend(handles=[Patch(facecolor="lightgrey", edgecolor="black", label="vhost-rs"),
-                       Patch(facecolor="lightgrey", edgecolor="black", hatch="//",
-                             label="vhost-rs, split_workers=1")], loc="lower right", fontsize=8)
+    ax.legend(handles=[Patch(facecolor="lightgrey", edgecolor="black", hatch=hatch, label=name)
+                       for _, _, _, name, hatch in series], loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -154,7 +204,7 @@ def main():
             env = kv(line)
         elif line.startswith("BENCH "):
             d = kv(line)
-            key = (d["case"], d["metric"], d["dev"])
+            key = (d["case"], d["metric"], canon(d))
             vals.setdefault(key, {})[int(d["round"])] = float(d["value"])
             units[(d["case"], d["metric"])] = d["unit"]
         elif line.startswith("FAIL "):
@@ -166,8 +216,11 @@ def main():
         elif line.startswith("bench-done "):
             done = kv(line)
 
-    split = any(dev == SPLIT for (_, _, dev) in vals)
-    devices = [("ref", REF), ("ours", OURS)] + ([("split", SPLIT)] if split else [])
+    extras = [e for e in EXTRAS if any(dev == e[1] for (_, _, dev) in vals)]
+    tags = {"ref", "ours"} | {e[0] for e in extras}
+    pairs = [p for p in PAIRS if p[1] in tags and p[2] in tags]
+    devices = [("ref", REF), ("ours", OURS)] + [(e[0], e[1]) for e in extras]
+    dev_of = dict(devices)
     results = []
     for case, metric, label, higher in ROWS:
         if case in OPTIONAL_CASES and not any(vals.get((case, metric, d)) for _, d in devices):
@@ -190,21 +243,24 @@ def main():
         paired = sorted(ro[k] / rr[k] for k in ro if k in rr and rr[k])
         r["round_ratio_min"] = paired[0] if paired else None
         r["round_ratio_max"] = paired[-1] if paired else None
-        if split:
-            rs = vals.get((case, metric, SPLIT), {})
-            if r["split_median"] is not None and r["ref_median"]:
-                r["split_ratio"] = r["split_median"] / r["ref_median"]
+        for tag, dev, *_ in extras:
+            rs = vals.get((case, metric, dev), {})
+            if r[tag + "_median"] is not None and r["ref_median"]:
+                r[tag + "_ratio"] = r[tag + "_median"] / r["ref_median"]
             else:
-                r["split_ratio"] = None
+                r[tag + "_ratio"] = None
             paired = paired_ratios(rs, rr)
-            r["split_round_ratio_min"] = paired[0] if paired else None
-            r["split_round_ratio_max"] = paired[-1] if paired else None
-            # Split against one worker: each round's pair ran back to back.
-            paired = paired_ratios(rs, ro)
-            r["split_vs_ours_n"] = len(paired)
-            r["split_vs_ours_median"] = statistics.median(paired) if paired else None
-            r["split_vs_ours_min"] = paired[0] if paired else None
-            r["split_vs_ours_max"] = paired[-1] if paired else None
+            r[tag + "_round_ratio_min"] = paired[0] if paired else None
+            r[tag + "_round_ratio_max"] = paired[-1] if paired else None
+        # A variant against another (split workers against one, packed against split): each
+        # round's pair ran back to back.
+        for tag, num, den, *_ in pairs:
+            paired = paired_ratios(vals.get((case, metric, dev_of[num]), {}),
+                                   vals.get((case, metric, dev_of[den]), {}))
+            r[tag + "_n"] = len(paired)
+            r[tag + "_median"] = statistics.median(paired) if paired else None
+            r[tag + "_min"] = paired[0] if paired else None
+            r[tag + "_max"] = paired[-1] if paired else None
         results.append(r)
 
     os.makedirs(a.outdir, exist_ok=True)
@@ -212,11 +268,12 @@ def main():
               "ref_n", "ref_median", "ref_min", "ref_max",
               "ours_n", "ours_median", "ours_min", "ours_max",
               "ratio", "round_ratio_min", "round_ratio_max"]
-    if split:
-        fields += ["split_n", "split_median", "split_min", "split_max",
-                   "split_ratio", "split_round_ratio_min", "split_round_ratio_max",
-                   "split_vs_ours_n", "split_vs_ours_median", "split_vs_ours_min",
-                   "split_vs_ours_max"]
+    for tag, *_ in extras:
+        fields += [tag + "_n", tag + "_median", tag + "_min", tag + "_max",
+                   tag + "_ratio", tag + "_round_ratio_min", tag + "_round_ratio_max"]
+        for p in pairs:
+            if p[1] == tag:
+                fields += [p[0] + "_n", p[0] + "_median", p[0] + "_min", p[0] + "_max"]
     with open(os.path.join(a.outdir, "latest.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
@@ -226,10 +283,10 @@ def main():
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = [
         "| case | unit | vhost-net (C) median [min–max] | vhost-rs median [min–max] "
-        + ("| vhost-rs split median [min–max] " if split else "")
+        + "".join(f"| {e[2]} median [min–max] " for e in extras)
         + "| ours ÷ C | per-round ratios |"
-        + (" split ÷ C | per-round ratios |" if split else ""),
-        "|---|---|---|---|---|---|" + ("---|---|---|" if split else ""),
+        + "".join(f" {e[3]} ÷ C | per-round ratios |" for e in extras),
+        "|---|---|---|---|---|---|" + "---|---|---|" * len(extras),
     ]
     for r in results:
         better = "" if r["higher_is_better"] else " (lower is better)"
@@ -239,13 +296,13 @@ def main():
         line = (f"| {r['label']}{better} | {r['unit']} "
                 f"| {fmt(r['ref_median'])} [{fmt(r['ref_min'])}–{fmt(r['ref_max'])}] "
                 f"| {fmt(r['ours_median'])} [{fmt(r['ours_min'])}–{fmt(r['ours_max'])}] ")
-        if split:
-            line += f"| {fmt(r['split_median'])} [{fmt(r['split_min'])}–{fmt(r['split_max'])}] "
+        for t, *_ in extras:
+            line += f"| {fmt(r[t + '_median'])} [{fmt(r[t + '_min'])}–{fmt(r[t + '_max'])}] "
         line += f"| {ratio} | {pr} |"
-        if split:
-            sratio = "-" if r["split_ratio"] is None else f"**{r['split_ratio']:.2f}**"
-            spr = ("-" if r["split_round_ratio_min"] is None
-                   else f"{r['split_round_ratio_min']:.2f}–{r['split_round_ratio_max']:.2f}")
+        for t, *_ in extras:
+            sratio = "-" if r[t + "_ratio"] is None else f"**{r[t + '_ratio']:.2f}**"
+            spr = ("-" if r[t + "_round_ratio_min"] is None
+                   else f"{r[t + '_round_ratio_min']:.2f}–{r[t + '_round_ratio_max']:.2f}")
             line += f" {sratio} | {spr} |"
         table.append(line)
 
@@ -268,30 +325,34 @@ def main():
         "- busy polling: off (poll-us 0) but in the rr64bp rows: 50 us on both queues",
     ] + (["- vhost-rs split: vhost-rs.ko with split_workers=1 (RX and TX on two workers, no"
           " lock shared between the queues), a third device in the same rounds; split ÷ C ="
-          " ratio of its median to the C module's, per-round ratios likewise"] if split else []) + [
+          " ratio of its median to the C module's, per-round ratios likewise"]
+         if "split" in tags else []) + (
+        ["- vhost-rs packed: vhost-rs.ko over packed virtqueues (VIRTIO_F_RING_PACKED,"
+         " vhost_bench --packed) with split_workers=1: vhost-rs split but for the ring;"
+         " vhost_net.ko has no packed ring, so packed ÷ C sets ours packed against C split"]
+        if "packed" in tags else []) + (
+        ["- vhost-rs packed, one worker: the same with split_workers=0: vhost-rs but for the"
+         " ring; packed single ÷ C against C split likewise"] if "packed1" in tags else []) + [
         "",
     ] + table + [""]
-    # Split workers against one, on vhost-rs: paired per round (the two ran in the same round).
-    if split:
-        sv = [r for r in results if r["split_vs_ours_median"] is not None]
+    # Split workers against one, packed against split, on vhost-rs: paired per round (the
+    # two ran in the same round).
+    for tag, _, _, heading, text, col in pairs:
+        sv = [r for r in results if r[tag + "_median"] is not None]
         if sv:
-            md += ["## Split workers against one worker (vhost-rs)", "",
-                   "vhost-rs with split_workers=1 ÷ vhost-rs with one worker for both queues, "
-                   "per case: the median of the per-round ratios (each round ran both back to "
-                   "back) and their range. Above 1 = split faster, except for latency.", "",
-                   "| case | unit | split ÷ single, median of per-round ratios | per-round range "
+            md += [f"## {heading}", "", text, "",
+                   f"| case | unit | {col}, median of per-round ratios | per-round range "
                    "| rounds |",
                    "|---|---|---|---|---|"]
             for r in sv:
                 better = "" if r["higher_is_better"] else " (lower is better)"
                 md.append(f"| {r['label']}{better} | {r['unit']} "
-                          f"| **{r['split_vs_ours_median']:.2f}** "
-                          f"| {r['split_vs_ours_min']:.2f}–{r['split_vs_ours_max']:.2f} "
-                          f"| {r['split_vs_ours_n']} |")
+                          f"| **{r[tag + '_median']:.2f}** "
+                          f"| {r[tag + '_min']:.2f}–{r[tag + '_max']:.2f} "
+                          f"| {r[tag + '_n']} |")
             md.append("")
     # Busy polling against none, per device: the latency target is <= 0.8.
-    named = [("vhost-net (C)", REF), ("vhost-rs", OURS)] + ([("vhost-rs split", SPLIT)] if split
-                                                             else [])
+    named = [("vhost-net (C)", REF), ("vhost-rs", OURS)] + [(e[2], e[1]) for e in extras]
     bp = []
     for tag, dev in named:
         a0 = vals.get(("rr64", "lat_p50", dev), {})
@@ -351,7 +412,14 @@ def main():
                  "gone. TX and RX packets/s over that window, and their sum. Within it vhost "
                  "alone is busy, with work always waiting on both queues: one worker for both "
                  "(vhost_net.ko, vhost-rs) or one each (vhost-rs split)."]
-                if any(r["case"] == "bidi64" for r in results) else []) + [
+                if any(r["case"] == "bidi64" for r in results) else []) + (
+           ["- **Packed ring** (vhost-rs packed): the same cases over packed virtqueues "
+            "(VIRTIO_F_RING_PACKED; vhost_bench --packed), driven as Linux's packed driver: "
+            "each buffer made available by its descriptor's flags, a kick when the device "
+            "event area asks (EVENT_IDX: DESC), the interrupt point in the driver event area "
+            "(DESC at the used position N descriptors ahead) where the split ring uses "
+            "used_event. The split rows are unchanged."]
+           if "packed" in tags or "packed1" in tags else []) + [
            ""]
     if fails or warns or dmesg or not done:
         md += ["## Problems in this run", ""]
@@ -371,8 +439,10 @@ def main():
     except ImportError:
         print("report: python3-matplotlib missing, no latest.png", file=sys.stderr)
     else:
-        plot = plot_split if split else plot_two
-        plot(plt, results, env, os.path.join(a.outdir, "latest.png"))
+        if extras:
+            plot_extras(plt, results, env, extras, os.path.join(a.outdir, "latest.png"))
+        else:
+            plot_two(plt, results, env, os.path.join(a.outdir, "latest.png"))
 
     print("\n".join(table))
     if fails or dmesg:

@@ -6,16 +6,23 @@
 # Prints every BENCH/INFO line of the driver, prefixed with `round=R`; ends with
 # `bench-done failures=N dmesg_reports=N`.
 #
-# Environment: BENCH_ROUNDS (5), BENCH_SECS (3), BENCH_WARMUP (0.5), BENCH_CASES (all but
-# bidi64), BENCH_DEVS (default "/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split").
-# A BENCH_DEVS entry PATH:VARIANT is PATH run in a module configuration of its own; its lines
-# say dev=NAME:VARIANT (NAME the basename of PATH, as the driver prints it). Variants:
+# Environment: BENCH_ROUNDS (5), BENCH_SECS (3), BENCH_WARMUP (0.5), BENCH_CASES (all),
+# BENCH_DEVS (default "/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split
+# /dev/vhost-rs-net:packed").
+# A BENCH_DEVS entry PATH:VARIANT is PATH run in a configuration of its own; its lines say
+# dev=NAME:VARIANT (NAME the basename of PATH, as the driver prints it). VARIANT is one word
+# or two joined by a comma, a worker one and/or the ring one:
 #   /dev/vhost-rs-net:split   vhost-rs with split_workers=1 (RX and TX on workers of their
 #                             own; the parameter is read at VHOST_SET_OWNER, so it is set
 #                             before each such run and put back after it);
 #   /dev/vhost-rs-net:single  vhost-rs with split_workers=0 (one worker, as vhost_net.ko);
 #                             plain /dev/vhost-rs-net means this too, so that the vhost-rs
-#                             column compares like with like.
+#                             column compares like with like;
+#   /dev/vhost-rs-net:packed  packed virtqueues (vhost_bench --packed, VIRTIO_F_RING_PACKED)
+#                             with split_workers=1, the module's default: the same as :split
+#                             but for the ring, so that the report can pair the two;
+#   /dev/vhost-rs-net:single,packed   packed, with split_workers=0 (:split,packed = :packed).
+# vhost_net.ko has no packed ring: /dev/vhost-net:packed fails ("packed rings not offered").
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -24,7 +31,7 @@ rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-3}
 warm=${BENCH_WARMUP:-0.5}
 cases=(${BENCH_CASES:-tx64 rx64 tx1500 rx1500 tx64k tx64kraw tx64kzc rr64 rr64bp bidi64})
-devs=(${BENCH_DEVS:-/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split})
+devs=(${BENCH_DEVS:-/dev/vhost-net /dev/vhost-rs-net /dev/vhost-rs-net:split /dev/vhost-rs-net:packed})
 drv=tests/bench/bin/vhost_bench
 failures=0
 
@@ -83,31 +90,44 @@ for ((r = 1; r <= rounds; r++)); do
 			path=${d%%:*}
 			variant=
 			[[ $d == *:* ]] && variant=${d#*:}
+			# The variant's words: workers (split, single) and ring (packed).
+			workers=
+			ring=()
+			bad=
+			IFS=, read -ra words <<<"$variant"
+			for v in "${words[@]}"; do
+				case $v in
+				split | single) workers=$v ;;
+				packed) ring=(--packed) ;;
+				*) bad=$v ;;
+				esac
+			done
+			if [ -n "$bad" ]; then
+				failures=$((failures + 1))
+				echo "FAIL round=$r dev=${d##*/} case=$c rc=- unknown device variant" \
+					"'$bad'; not run"
+				continue
+			fi
 			# Plain /dev/vhost-rs-net is vhost-rs with one worker per device, as vhost_net.ko
 			# (the report's "vhost-rs" column); :split is the module's default since
-			# 2026-12-07 (RX and TX on workers of their own).
-			[ -z "$variant" ] && [ "$path" = /dev/vhost-rs-net ] && variant=single
-			case $variant in
-			'') ;;
-			split | single)
+			# 2026-12-07 (RX and TX on workers of their own), and :packed runs with it.
+			if [ -z "$workers" ] && [ "$path" = /dev/vhost-rs-net ]; then
+				workers=single
+				[ ${#ring[@]} -gt 0 ] && workers=split
+			fi
+			if [ -n "$workers" ]; then
 				want=1
-				[ "$variant" = single ] && want=0
+				[ "$workers" = single ] && want=0
 				if ! split_workers $want; then
 					failures=$((failures + 1))
 					echo "FAIL round=$r dev=${d##*/} case=$c rc=- split_workers=$want did not take; not run"
 					split_workers "$split_default"
 					continue
 				fi
-				;;
-			*)
-				failures=$((failures + 1))
-				echo "FAIL round=$r dev=${d##*/} case=$c rc=- unknown device variant '$variant'; not run"
-				continue
-				;;
-			esac
-			out=$(timeout 60 "$drv" "$path" "$c" "$secs" "$warm" 2>/tmp/bench.err)
+			fi
+			out=$(timeout 60 "$drv" "${ring[@]}" "$path" "$c" "$secs" "$warm" 2>/tmp/bench.err)
 			rc=$?
-			[ -n "$variant" ] && split_workers "$split_default"
+			[ -n "$workers" ] && split_workers "$split_default"
 			# The driver names the device by its path's basename; a variant adds its suffix.
 			sed -e "s/^\(BENCH\|INFO\) /\1 round=$r /" \
 				-e "s/^\(BENCH\|INFO\) round=$r dev=${path##*/} /\1 round=$r dev=${d##*/} /" <<<"$out"

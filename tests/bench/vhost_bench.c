@@ -3,14 +3,19 @@
  * vhost_bench: one benchmark case against one vhost-net device, driven from a
  * fake guest set up as QEMU sets it up (tests/guest.h).
  *
- * Usage: vhost_bench DEV CASE [SECONDS [WARMUP_SECONDS]]   (default 3 and 0.5)
+ * Usage: vhost_bench [--packed] DEV CASE [SECONDS [WARMUP_SECONDS]]   (default 3 and 0.5)
  *   CASE: tx64 tx1500 tx64k tx64kraw tx64kzc rx64 rx1500 rr64 rr64bp bidi64
+ *   --packed: both queues are packed virtqueues (VIRTIO_F_RING_PACKED), else split.
  *
  * Setup, every case: a private network namespace; a tap (IFF_TAP | IFF_NO_PI |
  * IFF_VNET_HDR, vnet header 12, TUNSETOFFLOAD CSUM|TSO4|TSO6 as QEMU does for a
  * Linux guest) as the backend of both queues (RX 0, TX 1); features VERSION_1 |
- * MRG_RXBUF | EVENT_IDX; rings of 256; guest memory in a memfd. Busy polling is
- * off (VHOST_SET_VRING_BUSYLOOP_TIMEOUT never set: QEMU's poll-us=0).
+ * MRG_RXBUF | EVENT_IDX (| RING_PACKED); rings of 256; guest memory in a memfd. Busy
+ * polling is off (VHOST_SET_VRING_BUSYLOOP_TIMEOUT never set: QEMU's poll-us=0).
+ * Every case is written once over a small ring layer (struct bring): on a packed ring,
+ * used_event becomes the driver event area (DESC at the position N used descriptors
+ * ahead), avail_event the device event area; what the cases below say of used_event and
+ * EVENT_IDX holds for both rings.
  *
  *   txN    the guest keeps the TX ring full of N-byte frames (one descriptor:
  *          header + frame), kicks only when EVENT_IDX says the device sleeps,
@@ -50,9 +55,10 @@
  *          byte; every TX chain must come back and reach the tap interface.
  *
  * Output: one line per measurement, key=value:
- *   BENCH dev=NAME case=CASE metric=M value=V unit=U [more=...]
+ *   BENCH dev=NAME case=CASE metric=M value=V unit=U ring=split|packed
  * and a line `INFO ...` with the accounting (sent, landed, dropped, lost,
- * stalls). Exit status 0, or 1 if the case could not run or stalled.
+ * stalls), ending in ring=split|packed. Exit status 0, or 1 if the case could not
+ * run or stalled (or, packed, a queue signalled its err eventfd).
  */
 #include <math.h>
 #include <pthread.h>
@@ -83,10 +89,25 @@ static struct guest G;
 static const char *devname_;
 static const char *case_name;
 
+/* --packed: both queues are packed virtqueues. */
+static bool packed;
+
+/*
+ * One virtqueue, split or packed, as the cases drive it (the functions br_*() below). Only
+ * the member of the ring in use is set up.
+ */
+struct bring {
+	bool packed;
+	struct vr v;			/* split */
+	struct pvr p;			/* packed */
+	uint16_t pub_idx;		/* the avail position at the last br_publish_kick(), */
+	bool pub_wrap;			/* and (packed) its wrap counter */
+};
+
 struct bench {
 	int vfd, cap;
 	struct tap tap;
-	struct vr rx, tx;
+	struct bring rx, tx;
 };
 
 static _Noreturn void die(const char *fmt, ...)
@@ -164,6 +185,268 @@ static void make_tcp_frame(uint8_t *f, size_t len)
 	tcp[17] = c & 0xff;
 }
 
+/* ---- the ring: split or packed ------------------------------------------------------------ */
+
+/*
+ * The ring layer every case drives, so that each measurement is written once.
+ *
+ * Split: exactly as this driver has always driven it (struct vr of tests/guest.h), so that
+ * results stay comparable with earlier runs: chains are written and pushed into the avail
+ * ring, one store of avail->idx publishes them, a kick follows when vring_need_event() on
+ * avail_event says so; used_event sets the interrupt point.
+ *
+ * Packed (virtio 1.x 2.8; struct pvr of tests/guest.h, driven as Linux's packed driver):
+ * pvr_add() makes each chain available at once (its head's flags, then a full fence), so
+ * publishing only checks the device event area (2.8.10: DISABLE, ENABLE, or with EVENT_IDX
+ * DESC and the position it wants a kick for) against the chains made available since the
+ * last publish; the interrupt point is the driver event area, DESC with the used position N
+ * descriptors ahead (Linux's virtqueue_enable_cb_delayed_packed()).
+ *
+ * Every chain here is one descriptor: a buffer takes one slot, its id is its head (split)
+ * or buffer id (packed), and "N used entries ahead" is N slots ahead on either ring.
+ */
+
+static inline bool need_event(uint16_t event, uint16_t new, uint16_t old)
+{
+	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+}
+
+/* Adds a one-descriptor chain; returns the head. */
+static int add_one(struct vr *vr, uint64_t gpa, uint32_t len, bool write)
+{
+	struct vr_seg s = { gpa, len, write };
+
+	return vr_add(vr, &s, 1, 0);
+}
+
+static inline uint16_t next_head(struct vr *vr)
+{
+	return vr->free_stack[vr->nfree - 1];
+}
+
+/* Makes new avail entries visible, then kicks if the device asked for it (EVENT_IDX). */
+static void publish_kick(struct vr *vr, uint16_t old, unsigned long long *kicks)
+{
+	__atomic_store_n(&vr->avail->idx, vr->avail_idx, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (vr->avail_idx != old && need_event(vr_avail_event(vr), vr->avail_idx, old)) {
+		vr_kick(vr);
+		(*kicks)++;
+	}
+}
+
+static inline void push_avail(struct vr *vr, int head)
+{
+	vr->avail->ring[vr->avail_idx & (vr->num - 1)] = head;
+	vr->avail_idx++;
+}
+
+/* A ring of VR_NUM entries at @gpa (region C; the split layout needs 12 KiB, packed 4 KiB). */
+static int br_init(struct bring *br, uint64_t gpa, bool pk)
+{
+	int r;
+
+	memset(br, 0, sizeof(*br));
+	br->packed = pk;
+	if (!pk)
+		return vr_init(&br->v, &G, gpa);
+	r = pvr_init(&br->p, &G, gpa, VR_NUM);
+	if (r)
+		return r;
+	br->pub_wrap = true;
+	/*
+	 * A split ring starts with used_event 0 (its avail ring is zeroed): an interrupt for
+	 * the first used entry, then none until the case sets its point. The same here: DESC
+	 * at position 0 of the first lap (a zeroed driver area would say ENABLE: every entry).
+	 */
+	pvr_set_driver_event(&br->p, VRING_PACKED_EVENT_FLAG_DESC, 0, true);
+	return 0;
+}
+
+/* SET_VRING_NUM/BASE/ADDR/KICK/CALL (packed: and ERR) of queue @idx. */
+static int br_setup(struct bring *br, int vfd, unsigned int idx, const char **what)
+{
+	if (br->packed)
+		return pvr_setup_vhost(&br->p, vfd, idx, PVR_BASE_START, what);
+	return vr_setup_vhost(&br->v, vfd, idx, what);
+}
+
+static void br_close(struct bring *br)
+{
+	if (br->packed)
+		pvr_close(&br->p);
+	else
+		vr_close(&br->v);
+}
+
+/* The id the next br_add_one() gives its buffer: its data goes at the place of that id. */
+static inline unsigned int br_next_id(struct bring *br)
+{
+	return br->packed ? (unsigned int)pvr_peek_id(&br->p) : next_head(&br->v);
+}
+
+/* Buffers that can still be added (one descriptor each). */
+static inline unsigned int br_free(struct bring *br)
+{
+	if (br->packed)
+		return br->p.nfree < br->p.slots_free ? br->p.nfree : br->p.slots_free;
+	return br->v.nfree;
+}
+
+/* Buffers added and not yet taken back with br_get_used(). */
+static inline unsigned int br_inflight(struct bring *br)
+{
+	if (br->packed)
+		return br->p.num - br->p.nfree;
+	return (uint16_t)(br->v.avail_idx - br->v.last_used);
+}
+
+/*
+ * Adds a one-descriptor buffer (@write: device-writable); split: pushed into the avail
+ * ring, visible at the next br_publish_kick(); packed: available at once. Returns its id.
+ */
+static unsigned int br_add_one(struct bring *br, uint64_t gpa, uint32_t len, bool write)
+{
+	int id;
+
+	if (br->packed) {
+		struct vr_seg s = { gpa, len, write };
+
+		id = pvr_add(&br->p, &s, 1, 0);
+	} else {
+		id = add_one(&br->v, gpa, len, write);
+		if (id >= 0)
+			push_avail(&br->v, id);
+	}
+	if (id < 0)
+		die("no room in the ring for a buffer (%u free)", br_free(br));
+	return id;
+}
+
+/*
+ * Publishes what was added since the last call and kicks if the device asks for it: split,
+ * avail->idx and avail_event (EVENT_IDX); packed, the device event area.
+ */
+static void br_publish_kick(struct bring *br, unsigned long long *kicks)
+{
+	struct pvr *p = &br->p;
+
+	if (!br->packed) {
+		publish_kick(&br->v, br->pub_idx, kicks);
+		br->pub_idx = br->v.avail_idx;
+		return;
+	}
+	/* pvr_add() ended with a full fence: the device area is read after the descriptors. */
+	if ((p->avail_idx != br->pub_idx || p->avail_wrap != br->pub_wrap) &&
+	    pvr_kick_needed(p, br->pub_idx, br->pub_wrap)) {
+		pvr_kick(p);
+		(*kicks)++;
+	}
+	br->pub_idx = p->avail_idx;
+	br->pub_wrap = p->avail_wrap;
+}
+
+/*
+ * Asks for an interrupt when the used entry @k past our used position is written (k + 1
+ * entries ready). @k wraps as the split ring's 16-bit index does: (uint16_t)-1 names the
+ * entry just behind ours, so no interrupt for nearly a whole index space (split 65535
+ * entries, packed two laps less one, 65536 being a multiple of 2 * VR_NUM).
+ */
+static void br_set_event(struct bring *br, uint16_t k)
+{
+	uint16_t idx;
+	bool wrap;
+
+	if (!br->packed) {
+		vr_set_used_event(&br->v, br->v.last_used + k);
+		return;
+	}
+	idx = br->p.used_idx;
+	wrap = br->p.used_wrap;
+	pvr_advance(&idx, &wrap, k, br->p.num);
+	pvr_set_driver_event(&br->p, VRING_PACKED_EVENT_FLAG_DESC, idx, wrap);
+}
+
+/*
+ * The interrupt point as far from our used position as the index space allows: split, used
+ * event 0x8000 on (half the 16-bit index); packed, one lap on (half the two laps).
+ */
+static void br_set_event_far(struct bring *br)
+{
+	br_set_event(br, br->packed ? br->p.num : 0x8000);
+}
+
+/* Whether more than @k used entries are ready to be taken. */
+static inline bool br_used_more(struct bring *br, unsigned int k)
+{
+	if (br->packed)
+		return pvr_used_ready(&br->p, k + 1) > k;
+	return vr_used_pending(&br->v) > k;
+}
+
+/* Takes the next used entry: 1, 0 if none, -1 if its id is not a buffer in flight. */
+static inline int br_get_used(struct bring *br, uint32_t *id, uint32_t *len)
+{
+	uint16_t flags;
+
+	if (br->packed)
+		return pvr_get_used(&br->p, id, len, &flags);
+	return vr_get_used(&br->v, id, len);
+}
+
+static inline void br_kick(struct bring *br)
+{
+	if (br->packed)
+		pvr_kick(&br->p);
+	else
+		vr_kick(&br->v);
+}
+
+static inline int br_call_fd(struct bring *br)
+{
+	return br->packed ? br->p.call : br->v.call;
+}
+
+/* Used buffer notifications since the last read, without waiting. */
+static inline uint64_t br_take_calls(struct bring *br)
+{
+	return br->packed ? pvr_take_calls(&br->p) : vr_take_calls(&br->v);
+}
+
+/*
+ * For stall reports: our avail position, the device's used position and the kick event
+ * state. Packed: positions as idx | wrap << 15, and the used one ours (the device's too when
+ * nothing is ready, as in a stall).
+ */
+static inline unsigned int br_avail_pos(struct bring *br)
+{
+	return br->packed ? pvr_pos(br->p.avail_idx, br->p.avail_wrap) : br->v.avail_idx;
+}
+
+static inline unsigned int br_used_pos(struct bring *br)
+{
+	return br->packed ? pvr_pos(br->p.used_idx, br->p.used_wrap) : vr_used_idx(&br->v);
+}
+
+static const char *br_kick_state(struct bring *br)
+{
+	static char buf[64];
+	uint16_t off_wrap, flags;
+
+	if (!br->packed) {
+		snprintf(buf, sizeof(buf), "avail_event %u", vr_avail_event(&br->v));
+		return buf;
+	}
+	pvr_device_event(&br->p, &off_wrap, &flags);
+	snprintf(buf, sizeof(buf), "device event off_wrap %#x flags %u", off_wrap, flags);
+	return buf;
+}
+
+static const char *ring_name(void)
+{
+	return packed ? "packed" : "split";
+}
+
 /* ---- setup ------------------------------------------------------------------------------ */
 
 /* Tap interface counters from /proc/net/dev (per network namespace). */
@@ -208,7 +491,7 @@ static unsigned int busyloop_us;
 static void bench_open(struct bench *b, const char *dev, bool rx_backend)
 {
 	const char *what;
-	uint64_t f = FEATURES, have;
+	uint64_t f = FEATURES | (packed ? F(VIRTIO_F_RING_PACKED) : 0), have;
 	unsigned int off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
 	int r, i;
 
@@ -217,15 +500,21 @@ static void bench_open(struct bench *b, const char *dev, bool rx_backend)
 	b->vfd = open(dev, O_RDWR | O_CLOEXEC);
 	if (b->vfd < 0)
 		die("open %s: %s", dev, strerror(errno));
-	if (ioctl(b->vfd, VHOST_GET_FEATURES, &have) < 0 || (have & f) != f)
-		die("features %#llx not offered", (unsigned long long)f);
+	if (ioctl(b->vfd, VHOST_GET_FEATURES, &have) < 0 || (have & FEATURES) != FEATURES)
+		die("features %#llx not offered", (unsigned long long)FEATURES);
+	if ((have & f) != f)
+		die("packed rings not offered by %s (VIRTIO_F_RING_PACKED, bit 34; features %#llx)",
+		    dev, (unsigned long long)have);
 	r = tap_create(&b->tap, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, HDR_LEN, MTU, &what);
 	if (r)
 		die("tap: %s: %s", what, strerror(-r));
 	if (ioctl(b->tap.fd, TUNSETOFFLOAD, off) < 0)
 		die("TUNSETOFFLOAD: %s", strerror(errno));
-	if (vr_init(&b->rx, &G, G_C_GPA) || vr_init(&b->tx, &G, G_C_GPA + 0x4000))
-		die("eventfd: %s", strerror(errno));
+	r = br_init(&b->rx, G_C_GPA, packed);
+	if (!r)
+		r = br_init(&b->tx, G_C_GPA + 0x4000, packed);
+	if (r)
+		die("ring: %s", strerror(-r));
 	if (ioctl(b->vfd, VHOST_SET_OWNER) < 0)
 		die("SET_OWNER: %s", strerror(errno));
 	if (ioctl(b->vfd, VHOST_SET_FEATURES, &f) < 0)
@@ -233,9 +522,9 @@ static void bench_open(struct bench *b, const char *dev, bool rx_backend)
 	r = g_set_mem_table(&G, b->vfd);
 	if (r)
 		die("SET_MEM_TABLE: %s", strerror(-r));
-	r = vr_setup_vhost(&b->rx, b->vfd, 0, &what);
+	r = br_setup(&b->rx, b->vfd, 0, &what);
 	if (!r)
-		r = vr_setup_vhost(&b->tx, b->vfd, 1, &what);
+		r = br_setup(&b->tx, b->vfd, 1, &what);
 	if (r)
 		die("%s: %s", what, strerror(-r));
 	for (i = 0; i < 2 && busyloop_us; i++) {
@@ -258,50 +547,14 @@ static void bench_close(struct bench *b)
 	close(b->tap.fd);
 	if (b->cap >= 0)
 		close(b->cap);
-	vr_close(&b->rx);
-	vr_close(&b->tx);
-}
-
-/* ---- driver-side ring helpers ------------------------------------------------------------- */
-
-static inline bool need_event(uint16_t event, uint16_t new, uint16_t old)
-{
-	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
-}
-
-/* Adds a one-descriptor chain at the buffer chosen by @gpa_of(head); returns the head. */
-static int add_one(struct vr *vr, uint64_t gpa, uint32_t len, bool write)
-{
-	struct vr_seg s = { gpa, len, write };
-
-	return vr_add(vr, &s, 1, 0);
-}
-
-static inline uint16_t next_head(struct vr *vr)
-{
-	return vr->free_stack[vr->nfree - 1];
-}
-
-/* Makes new avail entries visible, then kicks if the device asked for it (EVENT_IDX). */
-static void publish_kick(struct vr *vr, uint16_t old, unsigned long long *kicks)
-{
-	__atomic_store_n(&vr->avail->idx, vr->avail_idx, __ATOMIC_RELEASE);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (vr->avail_idx != old && need_event(vr_avail_event(vr), vr->avail_idx, old)) {
-		vr_kick(vr);
-		(*kicks)++;
-	}
-}
-
-static inline void push_avail(struct vr *vr, int head)
-{
-	vr->avail->ring[vr->avail_idx & (vr->num - 1)] = head;
-	vr->avail_idx++;
+	br_close(&b->rx);
+	br_close(&b->tx);
 }
 
 static void emit(const char *metric, double v, const char *unit)
 {
-	printf("BENCH dev=%s case=%s metric=%s value=%.6g unit=%s\n", devname_, case_name, metric, v, unit);
+	printf("BENCH dev=%s case=%s metric=%s value=%.6g unit=%s ring=%s\n", devname_, case_name,
+	       metric, v, unit, ring_name());
 }
 
 /* ---- TX ------------------------------------------------------------------------------------ */
@@ -349,38 +602,39 @@ static int run_tx(struct bench *b, size_t flen, double dur, double warm)
 	t_end = t_start + dur;
 	tm = 0;
 	for (;;) {
-		uint16_t old = b->tx.avail_idx, pend;
+		unsigned int pend;
 		uint32_t id, len;
 		double t;
 		int r;
 
 		/* Refill the ring completely. */
-		while (b->tx.nfree) {
-			uint16_t hd = next_head(&b->tx);
+		while (br_free(&b->tx)) {
+			unsigned int hd = br_next_id(&b->tx);
 			uint64_t gpa = big ? TX_BIG_GPA + (hd % NBIG) * TX_BIG_STRIDE
 					   : TX_SMALL_GPA + hd * RXBUF;
 
-			push_avail(&b->tx, add_one(&b->tx, gpa, HDR_LEN + flen, false));
+			br_add_one(&b->tx, gpa, HDR_LEN + flen, false);
 		}
-		publish_kick(&b->tx, old, &kicks);
+		br_publish_kick(&b->tx, &kicks);
 		/* Ring full: "stop the queue", interrupt when 3/4 of it is done. */
-		pend = b->tx.avail_idx - b->tx.last_used;
-		vr_set_used_event(&b->tx, b->tx.last_used + pend * 3 / 4);
-		if (vr_used_pending(&b->tx) <= pend * 3 / 4) {
-			struct pollfd p = { .fd = b->tx.call, .events = POLLIN };
+		pend = br_inflight(&b->tx);
+		br_set_event(&b->tx, pend * 3 / 4);
+		if (!br_used_more(&b->tx, pend * 3 / 4)) {
+			struct pollfd p = { .fd = br_call_fd(&b->tx), .events = POLLIN };
 
 			r = poll(&p, 1, STALL_MS);
-			if (r <= 0 && vr_used_pending(&b->tx) == 0) {
+			if (r <= 0 && !br_used_more(&b->tx, 0)) {
 				stalls++;
 				fprintf(stderr, "vhost_bench: %s %s: TX stall: no used entry for %d ms "
-					"(avail %u, used %u, avail_event %u)\n", devname_, case_name,
-					STALL_MS, b->tx.avail_idx, vr_used_idx(&b->tx), vr_avail_event(&b->tx));
+					"(avail %u, used %u, %s)\n", devname_, case_name, STALL_MS,
+					br_avail_pos(&b->tx), br_used_pos(&b->tx),
+					br_kick_state(&b->tx));
 				ret = 1;
 				break;
 			}
 		}
-		calls += vr_take_calls(&b->tx);
-		while ((r = vr_get_used(&b->tx, &id, &len)) == 1)
+		calls += br_take_calls(&b->tx);
+		while ((r = br_get_used(&b->tx, &id, &len)) == 1)
 			done++;
 		if (r < 0)
 			die("TX used element id %u not a posted head", id);
@@ -399,9 +653,9 @@ static int run_tx(struct bench *b, size_t flen, double dur, double warm)
 		double end = now_s() + STALL_MS / 1000.0;
 		uint32_t id, len;
 
-		vr_set_used_event(&b->tx, b->tx.avail_idx - 1);
-		while (b->tx.avail_idx != b->tx.last_used && now_s() < end) {
-			while (vr_get_used(&b->tx, &id, &len) == 1)
+		br_set_event(&b->tx, br_inflight(&b->tx) - 1);	/* the last one in flight */
+		while (br_inflight(&b->tx) && now_s() < end) {
+			while (br_get_used(&b->tx, &id, &len) == 1)
 				done++;
 			sleep_ms(1);
 		}
@@ -414,12 +668,12 @@ static int run_tx(struct bench *b, size_t flen, double dur, double warm)
 		emit("mbps", pps * flen * 8 / 1e6, "Mbit/s");
 	}
 	printf("INFO dev=%s case=%s frame=%zu completed=%llu tap_rx=%llu tap_rx_drop=%llu "
-	       "inflight_left=%u kicks=%llu calls=%llu stalls=%llu secs=%.3f\n", devname_, case_name,
-	       flen, done, s1.rx_pkts - s0.rx_pkts, s1.rx_drop - s0.rx_drop,
-	       (uint16_t)(b->tx.avail_idx - b->tx.last_used), kicks, calls, stalls, tm);
-	if (b->tx.avail_idx != b->tx.last_used) {
+	       "inflight_left=%u kicks=%llu calls=%llu stalls=%llu secs=%.3f ring=%s\n", devname_,
+	       case_name, flen, done, s1.rx_pkts - s0.rx_pkts, s1.rx_drop - s0.rx_drop,
+	       br_inflight(&b->tx), kicks, calls, stalls, tm, ring_name());
+	if (br_inflight(&b->tx)) {
 		fprintf(stderr, "vhost_bench: %s %s: %u TX chains never came back\n", devname_,
-			case_name, (uint16_t)(b->tx.avail_idx - b->tx.last_used));
+			case_name, br_inflight(&b->tx));
 		ret = 1;
 	}
 	return ret;
@@ -467,28 +721,24 @@ static void *inject_main(void *arg)
 	return NULL;
 }
 
-static void rx_post(struct vr *vr, int n)
+static void rx_post(struct bring *br, int n)
 {
-	while (n-- > 0 && vr->nfree) {
-		uint16_t hd = next_head(vr);
-
-		push_avail(vr, add_one(vr, RX_GPA + hd * RXBUF, RXBUF, true));
-	}
+	while (n-- > 0 && br_free(br))
+		br_add_one(br, RX_GPA + br_next_id(br) * RXBUF, RXBUF, true);
 }
 
 /*
  * Reaps RX used entries, checks their length (and, if @want, their bytes against it), reposts
  * and kicks as needed.
  */
-static unsigned int rx_reap(struct vr *vr, size_t flen, const uint8_t *want,
+static unsigned int rx_reap(struct bring *br, size_t flen, const uint8_t *want,
 			    unsigned long long *bad, unsigned long long *kicks)
 {
-	uint16_t old = vr->avail_idx;
 	unsigned int got = 0;
 	uint32_t id, len;
 	int r;
 
-	while ((r = vr_get_used(vr, &id, &len)) == 1) {
+	while ((r = br_get_used(br, &id, &len)) == 1) {
 		struct virtio_net_hdr_mrg_rxbuf *h = (void *)g_hva(&G, RX_GPA + id * RXBUF, NULL);
 
 		if (len != HDR_LEN + flen || h->num_buffers != 1 ||
@@ -498,8 +748,8 @@ static unsigned int rx_reap(struct vr *vr, size_t flen, const uint8_t *want,
 	}
 	if (r < 0)
 		die("RX used element id %u not a posted head", id);
-	rx_post(vr, got);
-	publish_kick(vr, old, kicks);
+	rx_post(br, got);
+	br_publish_kick(br, kicks);
 	return got;
 }
 
@@ -579,7 +829,7 @@ static int run_rx(struct bench *b, size_t flen, double dur, double warm)
 
 	tap_set_txqlen(&b->tap, RX_QLEN);
 	rx_post(&b->rx, VR_NUM);
-	publish_kick(&b->rx, 0, &kicks);	/* no backend yet: vhost ignores it, as QEMU's early kick */
+	br_publish_kick(&b->rx, &kicks);	/* no backend yet: vhost ignores it, as QEMU's early kick */
 	s0 = if_stats(b->tap.name);
 	n = rx_backlog(b, flen, dur + warm, &s0, &t_fill);
 
@@ -588,7 +838,7 @@ static int run_rx(struct bench *b, size_t flen, double dur, double warm)
 	t_attach = t_last = now_s();
 	for (;;) {
 		unsigned int got = rx_reap(&b->rx, flen, NULL, &bad, &kicks);
-		uint16_t posted;
+		unsigned int posted;
 
 		landed += got;
 		t = now_s();
@@ -614,27 +864,28 @@ static int run_rx(struct bench *b, size_t flen, double dur, double warm)
 			if (kicked) {
 				fprintf(stderr, "vhost_bench: %s %s: RX stall: %llu of %llu frames landed, "
 					"none for %d ms even after a kick (avail %u, used %u)\n", devname_,
-					case_name, landed, n, STALL_MS, b->rx.avail_idx, vr_used_idx(&b->rx));
+					case_name, landed, n, STALL_MS, br_avail_pos(&b->rx),
+					br_used_pos(&b->rx));
 				ret = 1;
 				break;
 			}
 			fprintf(stderr, "vhost_bench: %s %s: RX: %llu of %llu frames landed, none for %d ms "
 				"(%s); kicking\n", devname_, case_name, landed, n, STALL_MS,
 				landed ? "stalled" : "attaching the backend to a non-empty tap did not start RX");
-			vr_kick(&b->rx);
+			br_kick(&b->rx);
 			kicked = true;
 			ret = 1;
 			t_last = t;
 		}
 		/* Interrupt when a quarter of the posted buffers is used. */
-		posted = b->rx.avail_idx - b->rx.last_used;
-		vr_set_used_event(&b->rx, b->rx.last_used + posted / 4);
-		if (vr_used_pending(&b->rx) <= posted / 4) {
-			struct pollfd p = { .fd = b->rx.call, .events = POLLIN };
+		posted = br_inflight(&b->rx);
+		br_set_event(&b->rx, posted / 4);
+		if (!br_used_more(&b->rx, posted / 4)) {
+			struct pollfd p = { .fd = br_call_fd(&b->rx), .events = POLLIN };
 
 			poll(&p, 1, 50);
 		}
-		calls += vr_take_calls(&b->rx);
+		calls += br_take_calls(&b->rx);
 	}
 	/* Detach (vhost finishes what it is doing), count what landed, read the rest ourselves. */
 	bf.fd = -1;
@@ -659,9 +910,9 @@ static int run_rx(struct bench *b, size_t flen, double dur, double warm)
 	}
 	printf("INFO dev=%s case=%s frame=%zu backlog=%llu fill_secs=%.3f landed=%llu timed=%llu "
 	       "secs=%.3f attached_secs=%.3f left_in_tap=%llu tap_tx=%llu tap_tx_drop=%llu bad=%llu "
-	       "kicks=%llu calls=%llu\n", devname_, case_name, flen, n, t_fill, landed, win, tm,
-	       t - t_attach, rest,
-	       s1.tx_pkts - s0.tx_pkts, s1.tx_drop - s0.tx_drop, bad, kicks, calls);
+	       "kicks=%llu calls=%llu ring=%s\n", devname_, case_name, flen, n, t_fill, landed, win,
+	       tm, t - t_attach, rest, s1.tx_pkts - s0.tx_pkts, s1.tx_drop - s0.tx_drop, bad, kicks,
+	       calls, ring_name());
 	if (bad || landed + rest != n) {
 		fprintf(stderr, "vhost_bench: %s %s: %llu frames queued, %llu landed in the guest, "
 			"%llu left in the tap, %llu bad\n", devname_, case_name, n, landed, rest, bad);
@@ -716,7 +967,7 @@ static int run_bidi(struct bench *b, size_t flen, double dur, double warm)
 	make_frame(want, flen, INJECT_SEED);
 	tap_set_txqlen(&b->tap, RX_QLEN);
 	rx_post(&b->rx, VR_NUM);
-	publish_kick(&b->rx, 0, &rx_kicks);
+	br_publish_kick(&b->rx, &rx_kicks);
 	s0 = if_stats(b->tap.name);
 	n = rx_backlog(b, flen, dur + warm, &s0, &t_fill);
 
@@ -724,35 +975,31 @@ static int run_bidi(struct bench *b, size_t flen, double dur, double warm)
 		die("NET_SET_BACKEND 0: %s", strerror(errno));
 	t_attach = t_rx_last = t_tx_last = now_s();
 	for (;;) {
-		uint16_t old = b->tx.avail_idx, tx_pend, rx_posted;
 		unsigned long long tx_was = tx_done;
-		unsigned int got;
+		unsigned int got, tx_pend, rx_posted;
 		uint32_t id, len;
 		int r;
 
 		/* TX: refill the ring completely; interrupt when 3/4 of it is done. */
-		while (b->tx.nfree) {
-			uint16_t hd = next_head(&b->tx);
-
-			push_avail(&b->tx, add_one(&b->tx, TX_SMALL_GPA + hd * RXBUF, HDR_LEN + flen,
-						   false));
-		}
-		publish_kick(&b->tx, old, &tx_kicks);
-		tx_pend = b->tx.avail_idx - b->tx.last_used;
-		vr_set_used_event(&b->tx, b->tx.last_used + tx_pend * 3 / 4);
+		while (br_free(&b->tx))
+			br_add_one(&b->tx, TX_SMALL_GPA + br_next_id(&b->tx) * RXBUF,
+				   HDR_LEN + flen, false);
+		br_publish_kick(&b->tx, &tx_kicks);
+		tx_pend = br_inflight(&b->tx);
+		br_set_event(&b->tx, tx_pend * 3 / 4);
 		/* RX: interrupt when a quarter of the posted buffers is used. */
-		rx_posted = b->rx.avail_idx - b->rx.last_used;
-		vr_set_used_event(&b->rx, b->rx.last_used + rx_posted / 4);
-		if (vr_used_pending(&b->tx) <= tx_pend * 3 / 4u &&
-		    vr_used_pending(&b->rx) <= rx_posted / 4u) {
-			struct pollfd p[2] = { { .fd = b->tx.call, .events = POLLIN },
-					       { .fd = b->rx.call, .events = POLLIN } };
+		rx_posted = br_inflight(&b->rx);
+		br_set_event(&b->rx, rx_posted / 4);
+		if (!br_used_more(&b->tx, tx_pend * 3 / 4) &&
+		    !br_used_more(&b->rx, rx_posted / 4)) {
+			struct pollfd p[2] = { { .fd = br_call_fd(&b->tx), .events = POLLIN },
+					       { .fd = br_call_fd(&b->rx), .events = POLLIN } };
 
 			poll(p, 2, 50);
 		}
-		tx_calls += vr_take_calls(&b->tx);
-		rx_calls += vr_take_calls(&b->rx);
-		while ((r = vr_get_used(&b->tx, &id, &len)) == 1)
+		tx_calls += br_take_calls(&b->tx);
+		rx_calls += br_take_calls(&b->rx);
+		while ((r = br_get_used(&b->tx, &id, &len)) == 1)
 			tx_done++;
 		if (r < 0)
 			die("TX used element id %u not a posted head", id);
@@ -785,9 +1032,9 @@ static int run_bidi(struct bench *b, size_t flen, double dur, double warm)
 		if (t - t_tx_last > STALL_MS / 1000.0) {
 			stalls++;
 			fprintf(stderr, "vhost_bench: %s %s: TX stall: no used entry for %d ms "
-				"(avail %u, used %u, avail_event %u; RX landed %llu of %llu)\n", devname_,
-				case_name, STALL_MS, b->tx.avail_idx, vr_used_idx(&b->tx),
-				vr_avail_event(&b->tx), landed, n);
+				"(avail %u, used %u, %s; RX landed %llu of %llu)\n", devname_,
+				case_name, STALL_MS, br_avail_pos(&b->tx), br_used_pos(&b->tx),
+				br_kick_state(&b->tx), landed, n);
 			ret = 1;
 			break;
 		}
@@ -797,14 +1044,14 @@ static int run_bidi(struct bench *b, size_t flen, double dur, double warm)
 				fprintf(stderr, "vhost_bench: %s %s: RX stall: %llu of %llu frames landed, "
 					"none for %d ms even after a kick (avail %u, used %u; TX completed "
 					"%llu)\n", devname_, case_name, landed, n, STALL_MS,
-					b->rx.avail_idx, vr_used_idx(&b->rx), tx_done);
+					br_avail_pos(&b->rx), br_used_pos(&b->rx), tx_done);
 				ret = 1;
 				break;
 			}
 			fprintf(stderr, "vhost_bench: %s %s: RX: %llu of %llu frames landed, none for %d ms "
 				"(%s); kicking\n", devname_, case_name, landed, n, STALL_MS,
 				landed ? "stalled" : "attaching the backend to a non-empty tap did not start RX");
-			vr_kick(&b->rx);
+			br_kick(&b->rx);
 			rx_kicked = true;
 			ret = 1;
 			t_rx_last = t;
@@ -821,9 +1068,9 @@ static int run_bidi(struct bench *b, size_t flen, double dur, double warm)
 		double end = now_s() + STALL_MS / 1000.0;
 		uint32_t id, len;
 
-		vr_set_used_event(&b->tx, b->tx.avail_idx - 1);
-		while (b->tx.avail_idx != b->tx.last_used && now_s() < end) {
-			while (vr_get_used(&b->tx, &id, &len) == 1)
+		br_set_event(&b->tx, br_inflight(&b->tx) - 1);	/* the last one in flight */
+		while (br_inflight(&b->tx) && now_s() < end) {
+			while (br_get_used(&b->tx, &id, &len) == 1)
 				tx_done++;
 			sleep_ms(1);
 		}
@@ -848,19 +1095,19 @@ static int run_bidi(struct bench *b, size_t flen, double dur, double warm)
 	printf("INFO dev=%s case=%s frame=%zu backlog=%llu fill_secs=%.3f landed=%llu timed_rx=%llu "
 	       "left_in_tap=%llu tap_tx=%llu tap_tx_drop=%llu bad=%llu completed=%llu timed_tx=%llu "
 	       "tap_rx=%llu tap_rx_drop=%llu inflight_left=%u kicks_tx=%llu kicks_rx=%llu "
-	       "calls_tx=%llu calls_rx=%llu stalls=%llu secs=%.3f attached_secs=%.3f\n", devname_,
-	       case_name, flen, n, t_fill, landed, rx_win, rest, s1.tx_pkts - s0.tx_pkts,
+	       "calls_tx=%llu calls_rx=%llu stalls=%llu secs=%.3f attached_secs=%.3f ring=%s\n",
+	       devname_, case_name, flen, n, t_fill, landed, rx_win, rest, s1.tx_pkts - s0.tx_pkts,
 	       s1.tx_drop - s0.tx_drop, bad, tx_done, tx_win, s1.rx_pkts - s0.rx_pkts,
-	       s1.rx_drop - s0.rx_drop, (uint16_t)(b->tx.avail_idx - b->tx.last_used), tx_kicks,
-	       rx_kicks, tx_calls, rx_calls, stalls, tm, t - t_attach);
+	       s1.rx_drop - s0.rx_drop, br_inflight(&b->tx), tx_kicks, rx_kicks, tx_calls, rx_calls,
+	       stalls, tm, t - t_attach, ring_name());
 	if (bad || landed + rest != n) {
 		fprintf(stderr, "vhost_bench: %s %s: %llu frames queued, %llu landed in the guest, "
 			"%llu left in the tap, %llu bad\n", devname_, case_name, n, landed, rest, bad);
 		ret = 1;
 	}
-	if (b->tx.avail_idx != b->tx.last_used) {
+	if (br_inflight(&b->tx)) {
 		fprintf(stderr, "vhost_bench: %s %s: %u TX chains never came back\n", devname_,
-			case_name, (uint16_t)(b->tx.avail_idx - b->tx.last_used));
+			case_name, br_inflight(&b->tx));
 		ret = 1;
 	}
 	if (s1.rx_pkts - s0.rx_pkts != tx_done) {
@@ -933,43 +1180,43 @@ static int run_rr(struct bench *b, size_t flen, double dur, double warm)
 		g_write(&G, TX_SMALL_GPA + i * RXBUF + HDR_LEN, fr, flen);
 	}
 	rx_post(&b->rx, VR_NUM);
-	publish_kick(&b->rx, 0, &kicks);
+	br_publish_kick(&b->rx, &kicks);
 	/* No TX interrupts: completions are reaped as we go. */
-	vr_set_used_event(&b->tx, 0x8000);
+	br_set_event_far(&b->tx);
 	if (pthread_create(&rs.th, NULL, respond_main, &rs))
 		die("pthread_create");
 	t_start = now_s() + warm;
 	t_end = t_start + dur;
 	for (;;) {
-		uint16_t old = b->tx.avail_idx, hd;
+		unsigned int hd;
 		uint32_t id, len;
 		double t0, t1;
 
-		while (vr_get_used(&b->tx, &id, &len) == 1)
+		while (br_get_used(&b->tx, &id, &len) == 1)
 			;
-		vr_set_used_event(&b->tx, b->tx.last_used - 1);
-		hd = next_head(&b->tx);
+		br_set_event(&b->tx, (uint16_t)-1);	/* the entry behind ours: none */
+		hd = br_next_id(&b->tx);
 		t0 = now_s();
-		push_avail(&b->tx, add_one(&b->tx, TX_SMALL_GPA + hd * RXBUF, HDR_LEN + flen, false));
-		publish_kick(&b->tx, old, &kicks);
+		br_add_one(&b->tx, TX_SMALL_GPA + hd * RXBUF, HDR_LEN + flen, false);
+		br_publish_kick(&b->tx, &kicks);
 		/* Wait for the echo: interrupt on the next RX used entry. */
 		for (;;) {
-			struct pollfd p = { .fd = b->rx.call, .events = POLLIN };
+			struct pollfd p = { .fd = br_call_fd(&b->rx), .events = POLLIN };
 
-			vr_set_used_event(&b->rx, b->rx.last_used);
-			if (vr_used_pending(&b->rx))
+			br_set_event(&b->rx, 0);
+			if (br_used_more(&b->rx, 0))
 				break;
-			if (poll(&p, 1, STALL_MS) <= 0 && !vr_used_pending(&b->rx)) {
+			if (poll(&p, 1, STALL_MS) <= 0 && !br_used_more(&b->rx, 0)) {
 				timeouts++;
 				break;
 			}
-			vr_take_calls(&b->rx);
+			br_take_calls(&b->rx);
 		}
 		t1 = now_s();
 		if (timeouts) {
 			fprintf(stderr, "vhost_bench: %s %s: no echo within %d ms (tx avail %u used %u, "
 				"rx used %u, echoed %llu)\n", devname_, case_name, STALL_MS,
-				b->tx.avail_idx, vr_used_idx(&b->tx), vr_used_idx(&b->rx),
+				br_avail_pos(&b->tx), br_used_pos(&b->tx), br_used_pos(&b->rx),
 				(unsigned long long)atomic_load(&rs.echoed));
 			ret = 1;
 			break;
@@ -999,8 +1246,8 @@ static int run_rr(struct bench *b, size_t flen, double dur, double warm)
 		emit("lat_p99", lat[(size_t)(nlat * 0.99)] * 1e6, "us");
 	}
 	printf("INFO dev=%s case=%s frame=%zu transactions=%llu echoed=%llu timeouts=%llu bad=%llu "
-	       "kicks=%llu secs=%.3f\n", devname_, case_name, flen, trans,
-	       (unsigned long long)atomic_load(&rs.echoed), timeouts, bad, kicks, tm);
+	       "kicks=%llu secs=%.3f ring=%s\n", devname_, case_name, flen, trans,
+	       (unsigned long long)atomic_load(&rs.echoed), timeouts, bad, kicks, tm, ring_name());
 	return ret || bad;
 }
 
@@ -1010,10 +1257,15 @@ int main(int argc, char **argv)
 	double dur = 3, warm = 0.5;
 	int r;
 
+	if (argc > 1 && !strcmp(argv[1], "--packed")) {
+		packed = true;
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s DEV tx64|tx1500|tx64k|tx64kraw|tx64kzc|rx64|rx1500|rr64|rr64bp|"
-			"bidi64 [SECONDS [WARMUP]]\n",
-			argv[0]);
+		fprintf(stderr, "usage: %s [--packed] DEV tx64|tx1500|tx64k|tx64kraw|tx64kzc|rx64|"
+			"rx1500|rr64|rr64bp|bidi64 [SECONDS [WARMUP]]\n", argv[0]);
 		return 2;
 	}
 	devname_ = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
@@ -1051,6 +1303,12 @@ int main(int argc, char **argv)
 		r = run_bidi(&b, 64, dur, warm);
 	else
 		die("unknown case");
+	/* A packed queue's err eventfd: the device met a ring it could not use (vq_err()). */
+	if (packed && (pvr_take_err(&b.rx.p) || pvr_take_err(&b.tx.p))) {
+		fprintf(stderr, "vhost_bench: %s %s: the device signalled a queue error\n",
+			devname_, case_name);
+		r = 1;
+	}
 	bench_close(&b);
 	return r;
 }
