@@ -1730,10 +1730,11 @@ static void seq_log_all_feature(struct ctx *c)
 {
 	int tap;
 
-	/* no expectation: depends on what the DUT advertises */
-	VAL(c, !!(com_feat[0] & F_LOG_ALL), "VHOST_F_LOG_ALL advertised by both");
-	if (!(com_feat[0] & F_LOG_ALL))
-		return;
+	/*
+	 * Both devices must offer LOG_ALL (so does ctl.features_pinned): one that does not
+	 * fails this SET_FEATURES (EOPNOTSUPP), where until 2026-12-07 the sequence returned at
+	 * once and passed (issue 17).
+	 */
 	SET_U64(c, 0, SET_FEATURES, F_LOG_ALL);	/* nothing attached: no check */
 	SET_U64(c, 0, SET_FEATURES, 0);
 	setup_dev(c);
