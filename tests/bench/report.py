@@ -47,22 +47,19 @@ EXTRAS = [
      "vhost-rs packed, one worker"),
 ]
 # Paired sections, a device against another that ran in the same rounds:
-# (tag, numerator tag, denominator tag, heading, text, column header)
+# (tag, numerator tag, denominator tag, heading, what is divided, which is "faster", column)
 PAIRS = [
     ("split_vs_ours", "split", "ours", "Split workers against one worker (vhost-rs)",
-     "vhost-rs with split_workers=1 ÷ vhost-rs with one worker for both queues, per case: "
-     "the median of the per-round ratios (each round ran both back to back) and their range. "
-     "Above 1 = split faster, except for latency.", "split ÷ single"),
+     "vhost-rs with split_workers=1 ÷ vhost-rs with one worker for both queues", "split",
+     "split ÷ single"),
     ("packed_vs_split", "packed", "split",
      "Packed ring against split ring (vhost-rs, same workers)",
-     "vhost-rs over packed virtqueues ÷ vhost-rs over split ones, both with split_workers=1, "
-     "per case: the median of the per-round ratios (each round ran both back to back) and "
-     "their range. Above 1 = packed faster, except for latency.", "packed ÷ split"),
+     "vhost-rs over packed virtqueues ÷ vhost-rs over split ones, both with split_workers=1",
+     "packed", "packed ÷ split"),
     ("packed1_vs_ours", "packed1", "ours",
      "Packed ring against split ring (vhost-rs, one worker)",
      "vhost-rs over packed virtqueues ÷ vhost-rs over split ones, both with one worker for "
-     "both queues, per case: the median of the per-round ratios (each round ran both back to "
-     "back) and their range. Above 1 = packed faster, except for latency.", "packed ÷ split"),
+     "both queues", "packed", "packed ÷ split"),
 ]
 # (case, metric, label, higher is better)
 ROWS = [
@@ -337,9 +334,12 @@ def main():
     ] + table + [""]
     # Split workers against one, packed against split, on vhost-rs: paired per round (the
     # two ran in the same round).
-    for tag, _, _, heading, text, col in pairs:
+    for tag, _, _, heading, what, faster, col in pairs:
         sv = [r for r in results if r[tag + "_median"] is not None]
         if sv:
+            text = (f"{what}, per case: the median of the per-round ratios (each round ran both "
+                    f"back to back) and their range. Above 1 = {faster} faster, except for "
+                    "latency.")
             md += [f"## {heading}", "", text, "",
                    f"| case | unit | {col}, median of per-round ratios | per-round range "
                    "| rounds |",

@@ -211,14 +211,6 @@ static inline bool need_event(uint16_t event, uint16_t new, uint16_t old)
 	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
 }
 
-/* Adds a one-descriptor chain; returns the head. */
-static int add_one(struct vr *vr, uint64_t gpa, uint32_t len, bool write)
-{
-	struct vr_seg s = { gpa, len, write };
-
-	return vr_add(vr, &s, 1, 0);
-}
-
 static inline uint16_t next_head(struct vr *vr)
 {
 	return vr->free_stack[vr->nfree - 1];
@@ -307,14 +299,13 @@ static inline unsigned int br_inflight(struct bring *br)
  */
 static unsigned int br_add_one(struct bring *br, uint64_t gpa, uint32_t len, bool write)
 {
+	struct vr_seg s = { gpa, len, write };
 	int id;
 
 	if (br->packed) {
-		struct vr_seg s = { gpa, len, write };
-
 		id = pvr_add(&br->p, &s, 1, 0);
 	} else {
-		id = add_one(&br->v, gpa, len, write);
+		id = vr_add(&br->v, &s, 1, 0);
 		if (id >= 0)
 			push_avail(&br->v, id);
 	}
