@@ -11,8 +11,9 @@ L1 end of its test (tests/qemu/init.sh): it answers the ping, sends the payload 
 receives it back (L2->L1), and times both on its side. While the guest runs it checks that
 QEMU really holds the device open and that the device's worker thread `vhost-<qemu pid>`
 exists and does work. A boot that dies with QEMU's `KVM internal error` (nested KVM on
-emulated SVM is not fully reliable, see shared/PLATFORM.md) is retried, up to BOOT_ATTEMPTS (4) boots in all; all are
-counted. Writes the result as JSON and exits 0 when everything passed.
+emulated SVM is not fully reliable, see shared/PLATFORM.md) is retried, up to BOOT_ATTEMPTS
+(4) boots in all; all are counted. Writes the result as JSON and exits 0 when everything
+passed.
 
 `summary` prints the table of several results and the vhost-rs / vhost-net ratios.
 

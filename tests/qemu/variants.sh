@@ -13,9 +13,10 @@
 # Environment: VHOST_RS_L2_KERNEL, VHOST_RS_L2_INITRD (from scripts/l2.sh; required),
 # VHOST_RS_QEMU_MIB (payload per variant, default 2), VHOST_RS_QEMU_TIMEOUT (seconds per L2
 # guest, default 900), VHOST_RS_QEMU_BOOT_TIMEOUT (seconds to reach /init before a boot counts
-# as a nested-KVM hang and is retried, up to 4 boots in all; default 300), VHOST_RS_QEMU_ONLY (space-separated
-# variant names to run; the others are reported as skipped), VHOST_RS_QEMU_SKIP (variant names,
-# or NAME.vhost-net / NAME.vhost-rs-net for one device, not to run, reported as skipped with
+# as a nested-KVM hang and is retried, up to 4 boots in all; default 300),
+# VHOST_RS_QEMU_ONLY (space-separated variant names to run; the others are reported as
+# skipped), VHOST_RS_QEMU_SKIP (variant names, or NAME.vhost-net / NAME.vhost-rs-net for one
+# device, not to run, reported as skipped with
 # VHOST_RS_QEMU_SKIP_WHY), VHOST_RS_QEMU_DEVS (default
 # "/dev/vhost-rs-net /dev/vhost-net"), VHOST_RS_QEMU_DEADLINE (epoch seconds by which the run
 # must be over, set by scripts/check-qemu.sh from the VM's timeout: a case that would not fit
